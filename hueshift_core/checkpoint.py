@@ -1,0 +1,220 @@
+"""Safetensors checkpoints that describe themselves; nothing is ever unpickled.
+
+The header metadata (string -> string) holds everything a loader needs:
+
+* ``hueshift.format``: ``"1"``;
+* ``hueshift.unet_config``: :class:`UNetConfig` as JSON;
+* ``hueshift.schedule``, ``hueshift.num_timesteps``, ``hueshift.prediction``;
+* ``hueshift.provenance``: JSON (data, steps, batch, hardware, losses...), free form.
+
+Every failure is a :class:`CheckpointError` with a one-line message naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .diffusion import Denoiser, Prediction, Schedule, make_schedule
+from .errors import CheckpointError
+from .unet import ColorUNet, UNetConfig
+
+FORMAT_VERSION = "1"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a checkpoint says about itself."""
+
+    config: UNetConfig
+    schedule: Schedule
+    num_timesteps: int
+    prediction: Prediction
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ColorModel:
+    """A loaded network with its schedule: the object samplers and the pipeline use."""
+
+    net: ColorUNet
+    info: ModelInfo
+    path: str = ""
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        return make_schedule(self.info.schedule, self.info.num_timesteps)
+
+    def denoiser(self, clip_x0: bool = True) -> Denoiser:
+        return Denoiser(self.net, self.alphas_cumprod, self.info.prediction, clip_x0=clip_x0)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.net.parameters()).dtype
+
+
+def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], info: ModelInfo,
+                    dtype: torch.dtype | None = None) -> None:
+    """Write ``state_dict`` and ``info`` to ``path`` atomically (temp file, then rename).
+
+    ``dtype`` (e.g. ``torch.float16``) converts floating-point tensors before saving.
+    """
+    path = Path(path)
+    tensors = {}
+    for k, v in state_dict.items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v.contiguous()
+    metadata = {
+        "hueshift.format": FORMAT_VERSION,
+        "hueshift.unet_config": info.config.to_json(),
+        "hueshift.schedule": info.schedule.value,
+        "hueshift.num_timesteps": str(info.num_timesteps),
+        "hueshift.prediction": info.prediction.value,
+        "hueshift.provenance": json.dumps(info.provenance, sort_keys=True),
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise CheckpointError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _sniff(path: Path) -> None:
+    """Reject what is obviously not safetensors before any parser sees it."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(16)
+    except FileNotFoundError:
+        raise CheckpointError(f"model file not found: {path}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"model path is a folder, not a .safetensors file: {path}") from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read model file {path}: {err.strerror or err}") from None
+    if size == 0:
+        raise CheckpointError(f"model file {path} is empty (0 bytes): download or copy it again")
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise CheckpointError(
+            f"{path} is a pickled PyTorch file, not safetensors; HueShift never unpickles files "
+            "(they can run code): use a .safetensors checkpoint"
+        )
+    if size < 8:
+        raise CheckpointError(f"{path} is not a safetensors file (only {size} bytes): it is truncated or corrupt")
+    (n,) = struct.unpack("<Q", head[:8])
+    if n > _MAX_HEADER or n + 8 > size or head[8:9] != b"{":
+        raise CheckpointError(f"{path} is not a valid safetensors file (bad header): it is truncated or corrupt")
+
+
+def read_info(path: str | os.PathLike) -> ModelInfo:
+    """Read and validate only the metadata of a checkpoint."""
+    path = Path(path)
+    _sniff(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types; keep one line
+        raise CheckpointError(f"{path} is not a valid safetensors file ({str(err).splitlines()[0]})") from None
+    return _info_from_metadata(path, meta)
+
+
+def _info_from_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
+    if meta.get("hueshift.format") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not a HueShift model (no 'hueshift.format' = "
+            f"{FORMAT_VERSION!r} in its metadata)"
+        )
+    try:
+        config = UNetConfig.from_json(meta["hueshift.unet_config"])
+        schedule = Schedule(meta["hueshift.schedule"])
+        num_timesteps = int(meta["hueshift.num_timesteps"])
+        prediction = Prediction(meta["hueshift.prediction"])
+        provenance = json.loads(meta.get("hueshift.provenance", "{}"))
+    except KeyError as err:
+        raise CheckpointError(f"{path}: metadata field {err.args[0]!r} is missing") from None
+    except ValueError as err:
+        raise CheckpointError(f"{path}: invalid metadata ({err})") from None
+    if num_timesteps < 2:
+        raise CheckpointError(f"{path}: num_timesteps must be >= 2, got {num_timesteps}")
+    return ModelInfo(config, schedule, num_timesteps, prediction, provenance)
+
+
+def load_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the raw metadata of any safetensors file (no HueShift checks)."""
+    path = Path(path)
+    _sniff(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({str(err).splitlines()[0]})") from None
+    return tensors, meta
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32) -> ColorModel:
+    """Load a HueShift checkpoint into an eval-mode :class:`ColorModel` on ``device``."""
+    path = Path(path)
+    tensors, meta = load_state(path)
+    info = _info_from_metadata(path, meta)
+    net = ColorUNet(info.config)
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]!r})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (e.g. {extra[0]!r})")
+        raise CheckpointError(f"{path}: tensors do not match its config: {', '.join(parts)}")
+    for k, v in expected.items():
+        if tensors[k].shape != v.shape:
+            raise CheckpointError(
+                f"{path}: tensor {k!r} has shape {tuple(tensors[k].shape)}, config expects {tuple(v.shape)}"
+            )
+        if not torch.isfinite(tensors[k].float()).all():
+            raise CheckpointError(f"{path}: tensor {k!r} contains NaN or infinity: the file is corrupt")
+    net.load_state_dict({k: t.float() for k, t in tensors.items()})
+    net.eval().requires_grad_(False).to(device=device, dtype=dtype)
+    return ColorModel(net=net, info=info, path=str(path))
+
+
+DEFAULT_MODEL_NAME = "hueshift-v1.safetensors"
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (``hueshift_core/weights``)."""
+    return Path(__file__).resolve().parent / "weights" / DEFAULT_MODEL_NAME
+
+
+def resolve_model_path(path: str | os.PathLike | None) -> Path:
+    """``path`` if given, else the shipped default; a clear error if neither exists."""
+    if path is not None:
+        return Path(path)
+    p = default_model_path()
+    if not p.exists():
+        raise CheckpointError(
+            f"no model given and the default model {p} is not installed: pass --model PATH to a "
+            "HueShift .safetensors checkpoint (or reinstall the package)"
+        )
+    return p

@@ -1,0 +1,205 @@
+"""Colour from the model: sample ab for L at the working resolution, upscale, merge.
+
+The stages, each a pure function over tensors:
+
+* :func:`working_size` — the model's resolution for a frame, keeping its aspect ratio;
+* :func:`sample_ab` — diffusion sampling of normalised ab for normalised L (batched),
+  from noise or, SDEdit-style (Meng et al. 2022), from a partly re-noised initial colour;
+* :func:`colorize_frames` — full-resolution RGB frames in, colorized RGB frames out;
+* :func:`colorize_image` — one image (numpy, any size, grey or colour) in and out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import ColorModel, load_model, resolve_model_path
+from .color import denormalize_ab, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
+from .diffusion import SAMPLERS, Callback, Denoiser, Sampler, q_sample, sample_ddim, space_timesteps
+from .errors import InputError
+from .upscale import Upscale, upscale_ab
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """How keyframe colour is sampled."""
+
+    steps: int = 25
+    sampler: Sampler = Sampler.DDIM
+    eta: float = 0.0
+    seed: int = 0
+    short_side: int = 64  # working resolution: the short side, in pixels (multiple of 8)
+    max_long_side: int = 256
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise InputError(f"steps must be >= 1, got {self.steps}")
+        if self.short_side < 8 or self.short_side % 8:
+            raise InputError(f"working short side must be a multiple of 8 and >= 8, got {self.short_side}")
+        if self.batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {self.batch_size}")
+        object.__setattr__(self, "sampler", Sampler(self.sampler))
+
+
+def working_size(height: int, width: int, short_side: int = 64, multiple: int = 8,
+                 max_long_side: int = 256) -> tuple[int, int]:
+    """(h, w) for the model: short side ``short_side``, aspect ratio kept, both multiples of
+    ``multiple``, long side capped at ``max_long_side``. 480x854 -> (64, 112)."""
+    if height < 1 or width < 1:
+        raise InputError(f"frame size must be positive, got {height}x{width}")
+    scale = short_side / min(height, width)
+    if max(height, width) * scale > max_long_side:
+        scale = max_long_side / max(height, width)
+    h = max(multiple, int(round(height * scale / multiple)) * multiple)
+    w = max(multiple, int(round(width * scale / multiple)) * multiple)
+    return h, w
+
+
+class _Cast:
+    """Runs a (possibly half-precision) network on float32 sampler state."""
+
+    def __init__(self, net: torch.nn.Module, dtype: torch.dtype) -> None:
+        self.net, self.dtype = net, dtype
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.net(x.to(self.dtype), t, cond.to(self.dtype)).float()
+
+
+def make_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise drawn on the CPU (so a seed gives the same result on any device)."""
+    return torch.randn(shape, generator=generator, dtype=torch.float32)
+
+
+@torch.no_grad()
+def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 25, sampler: Sampler | str = Sampler.DDIM,
+              generator: torch.Generator, eta: float = 0.0, init_ab: torch.Tensor | None = None,
+              strength: float = 1.0, noise: torch.Tensor | None = None,
+              callback: Callback | None = None) -> torch.Tensor:
+    """Sample normalised ab ``[B, 2, h, w]`` (about [-1, 1]) for normalised L ``[B, 1, h, w]`` in [-1, 1].
+
+    ``init_ab`` with ``strength < 1`` starts from that colour noised to timestep
+    ``strength * (T - 1)`` (SDEdit), running about ``steps * strength`` steps: later
+    keyframes keep what earlier ones chose unless the model disagrees. ``noise``
+    ``[B, 2, h, w]`` replaces the drawn noise (share it across frames for steadier colour).
+    """
+    if l_norm.dim() != 4 or l_norm.shape[1] != 1:
+        raise InputError(f"L must be [B, 1, h, w], got {tuple(l_norm.shape)}")
+    if not 0.0 < strength <= 1.0:
+        raise InputError(f"strength must be in (0, 1], got {strength}")
+    multiple = model.info.config.multiple
+    if l_norm.shape[-2] % multiple or l_norm.shape[-1] % multiple:
+        raise InputError(f"working size {tuple(l_norm.shape[-2:])} must be a multiple of {multiple}")
+    device = model.device
+    denoiser = Denoiser(_Cast(model.net, model.dtype), model.alphas_cumprod, model.info.prediction)
+    T = denoiser.num_timesteps
+    shape = (l_norm.shape[0], 2, *l_norm.shape[-2:])
+    if noise is None:
+        noise = make_noise(shape, generator)
+    elif tuple(noise.shape) != shape:
+        raise InputError(f"noise must be {shape}, got {tuple(noise.shape)}")
+    noise = noise.to(device)
+    cond = l_norm.to(device=device, dtype=torch.float32)
+    if init_ab is not None and strength < 1.0:
+        t_start = max(1, int(round(strength * (T - 1))))
+        n = max(2, int(math.ceil(steps * strength)))
+        timesteps = torch.unique_consecutive(
+            torch.linspace(t_start, 0, min(n, t_start + 1), dtype=torch.float64).round().long())
+        x = q_sample(denoiser.alphas_cumprod, init_ab.to(device, torch.float32), timesteps[:1].expand(shape[0]), noise)
+    else:
+        timesteps = space_timesteps(T, steps)
+        x = noise
+    if Sampler(sampler) is Sampler.DDIM:
+        return sample_ddim(denoiser, x, timesteps, cond=cond, generator=generator, callback=callback, eta=eta)
+    return SAMPLERS[Sampler(sampler)](denoiser, x, timesteps, cond=cond, generator=generator, callback=callback)
+
+
+def frames_to_lab(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB ``[B, 3, H, W]`` in [0, 1] -> (L ``[B, 1, H, W]`` in [0, 100], ab ``[B, 2, H, W]``)."""
+    lab = rgb_to_lab(frames)
+    return lab[:, :1], lab[:, 1:]
+
+
+def downsample_l(l_full: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """L ``[B, 1, H, W]`` in [0, 100] -> normalised L ``[B, 1, h, w]`` in [-1, 1] (area filter)."""
+    return normalize_l(F.interpolate(l_full, size=size, mode="area"))
+
+
+def merge_to_rgb(l_full: torch.Tensor, ab_full: torch.Tensor) -> torch.Tensor:
+    """(L [0, 100] ``[B, 1, H, W]``, ab CIELAB ``[B, 2, H, W]``) -> RGB ``[B, 3, H, W]`` in [0, 1]."""
+    return lab_to_rgb(torch.cat([l_full, ab_full.to(l_full.dtype)], dim=1))
+
+
+@torch.no_grad()
+def colorize_frames(model: ColorModel, frames: torch.Tensor, options: SampleOptions = SampleOptions(), *,
+                    upscale: Upscale | str = Upscale.GUIDED, generator: torch.Generator | None = None,
+                    callback: Callback | None = None) -> torch.Tensor:
+    """Colorize RGB (or grey) frames ``[B, 3, H, W]`` in [0, 1] independently -> ``[B, 3, H, W]`` in [0, 1].
+
+    Only L of the input is used. Frames are sampled in batches of ``options.batch_size``.
+    """
+    if frames.dim() != 4 or frames.shape[1] != 3:
+        raise InputError(f"frames must be [B, 3, H, W], got {tuple(frames.shape)}")
+    g = generator if generator is not None else torch.Generator().manual_seed(options.seed)
+    l_full, _ = frames_to_lab(frames.float())
+    size = working_size(*frames.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
+    out = []
+    for i in range(0, frames.shape[0], options.batch_size):
+        l = l_full[i:i + options.batch_size]
+        ab = sample_ab(model, downsample_l(l, size), steps=options.steps, sampler=options.sampler,
+                       generator=g, eta=options.eta, callback=callback)
+        ab_full = upscale_ab(denormalize_ab(ab.float().cpu()), l, upscale)
+        out.append(merge_to_rgb(l, ab_full))
+    return torch.cat(out)
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``[H, W]`` / ``[H, W, 1|3|4]`` (RGB/RGBA) -> float ``[1, 3, H, W]`` in [0, 1]."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise InputError("image must be a uint8 numpy array")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise InputError(f"image must be [H, W], [H, W, 3] or [H, W, 4], got {image.shape}")
+    if min(image.shape[:2]) < 1:
+        raise InputError(f"image is empty: {image.shape}")
+    image = image[..., :3] if image.shape[2] >= 3 else np.repeat(image, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def tensor_to_image(x: torch.Tensor) -> np.ndarray:
+    """float ``[1, 3, H, W]`` / ``[3, H, W]`` in [0, 1] -> uint8 ``[H, W, 3]``."""
+    x = x[0] if x.dim() == 4 else x
+    return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+_MODEL_CACHE: dict[tuple[str, str, torch.dtype], ColorModel] = {}
+
+
+def get_model(path: str | Path | None = None, device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32) -> ColorModel:
+    """Load (once per process) the model at ``path``, or the shipped default."""
+    p = resolve_model_path(path).resolve()
+    key = (str(p), str(torch.device(device)), dtype)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = load_model(p, device, dtype)
+    return _MODEL_CACHE[key]
+
+
+def colorize_image(image: np.ndarray, model: ColorModel | str | Path | None = None, *,
+                   options: SampleOptions = SampleOptions(), upscale: Upscale | str = Upscale.GUIDED) -> np.ndarray:
+    """Colorize one image: uint8 RGB ``[H, W, 3]`` (or grey ``[H, W]``) -> uint8 RGB ``[H, W, 3]``.
+
+    A colour input is turned grey first (only its L is used). ``model`` is a loaded model,
+    a checkpoint path, or ``None`` for the shipped default.
+    """
+    if not isinstance(model, ColorModel):
+        model = get_model(model)
+    x = image_to_tensor(image)
+    return tensor_to_image(colorize_frames(model, x, options, upscale=upscale))

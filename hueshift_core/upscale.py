@@ -1,0 +1,93 @@
+"""Chroma upscaling: ab from the working resolution to the full frame, guided by full-resolution L.
+
+Two methods, both ``(ab_small [B, 2, h, w], l_full [B, 1, H, W]) -> ab [B, 2, H, W]`` in the
+units of ``ab_small`` (CIELAB or normalised, the maths is linear in ab):
+
+* ``bicubic``: what the original prototype did; ignores L.
+* ``guided``: bicubic plus the fine luminance detail, scaled by the local slope of ab on L
+  from a guided filter's linear model (He, Sun & Tang 2013) fitted at the working
+  resolution, so chroma follows the luminance edges the working resolution lost.
+
+``l_full`` is CIELAB L in [0, 100] (or normalised L: any affine form works, eps is scaled).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+
+class Upscale(str, enum.Enum):
+    BICUBIC = "bicubic"
+    GUIDED = "guided"
+
+
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over (2r+1)^2 windows with edge replication; ``[B, C, H, W]`` -> same."""
+    k = 2 * r + 1
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), k, stride=1)
+
+
+def _check(ab_small: torch.Tensor, l_full: torch.Tensor) -> None:
+    if ab_small.dim() != 4 or ab_small.shape[1] != 2:
+        raise InputError(f"ab must be [B, 2, h, w], got {tuple(ab_small.shape)}")
+    if l_full.dim() != 4 or l_full.shape[1] != 1:
+        raise InputError(f"L must be [B, 1, H, W], got {tuple(l_full.shape)}")
+    if ab_small.shape[0] != l_full.shape[0]:
+        raise InputError(f"ab has {ab_small.shape[0]} frames but L has {l_full.shape[0]}: give one L per chroma frame")
+    h, w = ab_small.shape[-2:]
+    H, W = l_full.shape[-2:]
+    if H < h or W < w:
+        raise InputError(f"L ({H}x{W}) must be at least as large as the chroma ({h}x{w})")
+    if abs((H / h) / (W / w) - 1) > 0.25:
+        raise InputError(
+            f"chroma {h}x{w} and L {H}x{W} have different aspect ratios: they are not the same frames")
+
+
+def upscale_bicubic(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize of ``[B, 2, h, w]`` to ``size = (H, W)``."""
+    return F.interpolate(ab_small, size=size, mode="bicubic", align_corners=False)
+
+
+def upscale_guided(ab_small: torch.Tensor, l_full: torch.Tensor, radius: int = 1, eps: float = 0.03) -> torch.Tensor:
+    """Edge-aware upscale: bicubic chroma plus the luminance detail it is locally correlated with.
+
+    The guided filter's local linear model (He, Sun & Tang 2013; fitted at the working
+    resolution as in He & Sun 2015's fast guided filter) gives per window a slope
+    ``A = cov(L, ab) / (var(L) + eps)``. The high-frequency part of L that the working
+    resolution cannot hold, ``L - bicubic(area(L))``, is added to the bicubic chroma with
+    that slope: ``ab = bicubic(ab_small) + up(A) * (L - bicubic(area(L)))``. ``eps`` (on L/100)
+    shrinks the slope where L and ab are weakly related, so flat regions stay bicubic.
+    On the development clips' true chroma (downscaled to 64x112, upscaled to 854x480) this
+    lowers the mean absolute ab error from 1.078 (bicubic) to 1.053
+    (``python benchmarks/bench_upscale.py``).
+    """
+    _check(ab_small, l_full)
+    dtype = ab_small.dtype
+    ab_small = ab_small.float()
+    guide_full = l_full.float() / 100.0
+    h, w = ab_small.shape[-2:]
+    size = tuple(guide_full.shape[-2:])
+    guide = F.interpolate(guide_full, size=(h, w), mode="area")
+    mean_i = _box(guide, radius)
+    mean_p = _box(ab_small, radius)
+    cov_ip = _box(guide * ab_small, radius) - mean_i * mean_p
+    var_i = _box(guide * guide, radius) - mean_i * mean_i
+    slope = F.interpolate(cov_ip / (var_i + eps), size=size, mode="bilinear", align_corners=False)
+    detail = guide_full - F.interpolate(guide, size=size, mode="bicubic", align_corners=False)
+    return (upscale_bicubic(ab_small, size) + slope * detail).to(dtype)
+
+
+def upscale_ab(ab_small: torch.Tensor, l_full: torch.Tensor, method: Upscale | str = Upscale.GUIDED) -> torch.Tensor:
+    """Upscale chroma ``[B, 2, h, w]`` to the size of ``l_full`` ``[B, 1, H, W]`` by ``method``."""
+    method = Upscale(method)
+    _check(ab_small, l_full)
+    if ab_small.shape[-2:] == l_full.shape[-2:]:
+        return ab_small
+    if method is Upscale.BICUBIC:
+        return upscale_bicubic(ab_small, tuple(l_full.shape[-2:]))
+    return upscale_guided(ab_small, l_full)
