@@ -263,13 +263,7 @@ class Trainer:
         cfg = self.cfg
         main = _rank() == 0
         if main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                probe = self.out_dir / ".write-test"
-                probe.write_text("ok")
-                probe.unlink()
-            except OSError as err:
-                raise InputError(f"cannot write to output folder {self.out_dir}: {err.strerror}") from None
+            prepare_out_dir(self.out_dir)
         bar = None
         if progress and main:
             from tqdm import tqdm
@@ -350,6 +344,17 @@ class Trainer:
         self.export(self.out_dir / "ema.safetensors")
 
 
+def prepare_out_dir(out: Path) -> None:
+    """Create ``out`` and prove it is writable, before any expensive work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"cannot write to output folder {out}: {err.strerror or err}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hueshift train", description="Train a HueShift colour model. "
                                 "Under torchrun --nproc_per_node N it trains with DistributedDataParallel.")
@@ -391,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        return _run(args, device)
+        run_training(args, device)
+        return 0
     except HueShiftError as err:
         print(f"hueshift train: error: {err}", file=sys.stderr)
         return 2
@@ -400,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             dist.destroy_process_group()
 
 
-def _run(args: argparse.Namespace, device: torch.device) -> int:
+def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
+    """Build data, model and optimiser from parsed ``args``, train, export; returns the trainer."""
     torch.manual_seed(args.seed)
     main_rank = _rank() == 0
     if device.type == "cuda":
@@ -413,6 +420,8 @@ def _run(args: argparse.Namespace, device: torch.device) -> int:
         raise InputError(f"--resume given but {resume_path} does not exist")
     if not args.resume and resume_path.exists():
         raise InputError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if main_rank:
+        prepare_out_dir(out)
     t = time.perf_counter()
     images = load_images(args.data, 64, max_images=args.max_images, seed=args.seed)
     train, val = images.split(args.holdout) if args.holdout else (images, None)
@@ -443,7 +452,7 @@ def _run(args: argparse.Namespace, device: torch.device) -> int:
                  "final_train_loss": trainer.log[-1]["loss"] if trainer.log else None}
         trainer.export(out / "model-fp16.safetensors", extra=final, dtype=torch.float16)
         print(json.dumps(result), file=sys.stderr)
-    return 0
+    return trainer
 
 
 if __name__ == "__main__":

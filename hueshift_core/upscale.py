@@ -41,8 +41,6 @@ def _check(ab_small: torch.Tensor, l_full: torch.Tensor) -> None:
         raise InputError(f"ab has {ab_small.shape[0]} frames but L has {l_full.shape[0]}: give one L per chroma frame")
     h, w = ab_small.shape[-2:]
     H, W = l_full.shape[-2:]
-    if H < h or W < w:
-        raise InputError(f"L ({H}x{W}) must be at least as large as the chroma ({h}x{w})")
     if abs((H / h) / (W / w) - 1) > 0.25:
         raise InputError(
             f"chroma {h}x{w} and L {H}x{W} have different aspect ratios: they are not the same frames")
@@ -88,6 +86,9 @@ def upscale_ab(ab_small: torch.Tensor, l_full: torch.Tensor, method: Upscale | s
     _check(ab_small, l_full)
     if ab_small.shape[-2:] == l_full.shape[-2:]:
         return ab_small
+    if l_full.shape[-2] <= ab_small.shape[-2] and l_full.shape[-1] <= ab_small.shape[-1]:
+        # A frame smaller than the working resolution: average the chroma down.
+        return F.interpolate(ab_small, size=tuple(l_full.shape[-2:]), mode="area")
     if method is Upscale.BICUBIC:
         return upscale_bicubic(ab_small, tuple(l_full.shape[-2:]))
     return upscale_guided(ab_small, l_full)

@@ -1,0 +1,146 @@
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from hueshift_core.checkpoint import (ModelInfo, default_model_path, load_model, read_info, resolve_model_path,
+                                      save_checkpoint)
+from hueshift_core.diffusion import Prediction, Schedule
+from hueshift_core.errors import CheckpointError
+from hueshift_core.unet import ColorUNet
+
+from conftest import TINY
+
+
+def _info(**prov):
+    return ModelInfo(TINY, Schedule.LINEAR, 1000, Prediction.EPS, prov)
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    net = ColorUNet(TINY)
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, net.state_dict(), _info(steps=12, data="unit"))
+    info = read_info(path)
+    assert info.config == TINY and info.schedule is Schedule.LINEAR and info.prediction is Prediction.EPS
+    assert info.provenance == {"steps": 12, "data": "unit"}
+    model = load_model(path)
+    for k, v in net.state_dict().items():
+        assert torch.equal(model.net.state_dict()[k], v), k
+    assert not model.net.training
+    assert not list(tmp_path.glob(".*tmp*")), "temporary file left behind"
+
+
+def test_fp16_save_loads_as_float32(tmp_path):
+    net = ColorUNet(TINY)
+    path = tmp_path / "h.safetensors"
+    save_checkpoint(path, net.state_dict(), _info(), dtype=torch.float16)
+    m = load_model(path)
+    assert m.dtype == torch.float32
+    w = net.state_dict()["stem.weight"]
+    torch.testing.assert_close(m.net.state_dict()["stem.weight"], w.half().float())
+
+
+def test_pickle_renamed_safetensors_is_refused(tmp_path):
+    path = tmp_path / "evil.safetensors"
+    torch.save(ColorUNet(TINY).state_dict(), path)  # a zip-based pickle
+    with pytest.raises(CheckpointError, match="never unpickles") as err:
+        load_model(path)
+    assert "\n" not in str(err.value)
+    raw = tmp_path / "raw.safetensors"
+    raw.write_bytes(pickle.dumps({"a": 1}, protocol=2))  # a legacy pickle stream
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        load_model(raw)
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "empty"),
+    (b"\x01\x02\x03", "truncated"),
+    (bytes(range(256)) * 10, "not a valid safetensors"),
+    (struct.pack("<Q", 10_000) + b"{}", "not a valid safetensors"),
+])
+def test_corrupt_files(tmp_path, content, match):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=match):
+        load_model(path)
+
+
+def test_truncated_real_checkpoint(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, ColorUNet(TINY).state_dict(), _info())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError):
+        load_model(path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "nope.safetensors")
+    with pytest.raises(CheckpointError, match="folder"):
+        load_model(tmp_path)
+
+
+def test_plain_safetensors_without_metadata(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(CheckpointError, match="not a HueShift model"):
+        load_model(path)
+
+
+def test_missing_extra_and_misshaped_tensors(tmp_path):
+    sd = ColorUNet(TINY).state_dict()
+    path = tmp_path / "m.safetensors"
+    missing = dict(sd)
+    missing.pop("stem.weight")
+    save_checkpoint(path, missing, _info())
+    with pytest.raises(CheckpointError, match="1 missing"):
+        load_model(path)
+    save_checkpoint(path, {**sd, "bonus": torch.zeros(1)}, _info())
+    with pytest.raises(CheckpointError, match="unexpected"):
+        load_model(path)
+    save_checkpoint(path, {**sd, "stem.weight": torch.zeros(3, 3)}, _info())
+    with pytest.raises(CheckpointError, match="shape"):
+        load_model(path)
+
+
+def test_unknown_config_or_schedule(tmp_path):
+    path = tmp_path / "m.safetensors"
+    sd = {k: v.contiguous() for k, v in ColorUNet(TINY).state_dict().items()}
+    meta = {"hueshift.format": "1", "hueshift.unet_config": json.dumps({"base_channels": 16, "warp": 9}),
+            "hueshift.schedule": "cosine", "hueshift.num_timesteps": "1000", "hueshift.prediction": "v"}
+    save_file(sd, str(path), metadata=meta)
+    with pytest.raises(CheckpointError, match="unknown model config"):
+        load_model(path)
+    meta["hueshift.unet_config"] = TINY.to_json()
+    meta["hueshift.schedule"] = "sigmoid"
+    save_file(sd, str(path), metadata=meta)
+    with pytest.raises(CheckpointError, match="invalid metadata"):
+        load_model(path)
+    del meta["hueshift.prediction"]
+    meta["hueshift.schedule"] = "cosine"
+    save_file(sd, str(path), metadata=meta)
+    with pytest.raises(CheckpointError, match="'hueshift.prediction' is missing"):
+        load_model(path)
+
+
+def test_nan_weights_refused(tmp_path):
+    sd = ColorUNet(TINY).state_dict()
+    sd["stem.weight"] = torch.full_like(sd["stem.weight"], float("nan"))
+    path = tmp_path / "nan.safetensors"
+    save_checkpoint(path, sd, _info())
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_model(path)
+
+
+def test_default_model_is_shipped_and_loads():
+    path = resolve_model_path(None)
+    assert path == default_model_path()
+    assert path.stat().st_size <= 16 * 1024 * 1024
+    model = load_model(path)
+    info = model.info
+    assert info.provenance.get("steps", 0) > 1000, "the shipped model must be trained"
