@@ -135,8 +135,9 @@ def training_loss(model: Model, alphas_cumprod: torch.Tensor, prediction: Predic
     """
     prediction = Prediction(prediction)
     b = x0.shape[0]
-    t = torch.randint(0, alphas_cumprod.shape[0], (b,), generator=generator, device="cpu").to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator, device="cpu", dtype=torch.float32).to(x0.device, x0.dtype)
+    dev = generator.device if generator is not None else x0.device  # draw where the generator lives
+    t = torch.randint(0, alphas_cumprod.shape[0], (b,), generator=generator, device=dev).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device=dev, dtype=torch.float32).to(x0.device, x0.dtype)
     x_t = q_sample(alphas_cumprod, x0, t, noise)
     if prediction is Prediction.EPS:
         target = noise

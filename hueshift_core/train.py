@@ -300,8 +300,10 @@ class Trainer:
                     self.checkpoint()
                 if main and cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.sample_grid(self.out_dir / f"samples-{self.step:07d}.png")
-                if cfg.max_minutes and self.step - start_step == 200:
-                    cfg = self._fit_steps_to_time(wall0, start_step)
+                if cfg.max_minutes and self.step - start_step == 100:
+                    calib = (self.step, self.wall)  # after warm-up (cudnn autotuning, allocator)
+                if cfg.max_minutes and self.step - start_step == 300:
+                    cfg = self._fit_steps_to_time(wall0, *calib)
                     if bar is not None:
                         bar.total = cfg.max_steps
                 if cfg.max_minutes and self.step % cfg.log_every == 0 and self._time_up(wall0):
@@ -319,9 +321,9 @@ class Trainer:
         val = self.validation_loss() if main else float("nan")
         return {"step": self.step, "stop": stop_reason, "val_loss": val, "wall_s": self.wall}
 
-    def _fit_steps_to_time(self, wall0: float, start_step: int) -> TrainConfig:
+    def _fit_steps_to_time(self, wall0: float, calib_step: int, calib_wall: float) -> TrainConfig:
         """With a time limit, shorten ``max_steps`` to what fits, so the cosine decay completes."""
-        rate = (self.step - start_step) / max(self.wall - wall0, 1e-6)
+        rate = (self.step - calib_step) / max(self.wall - calib_wall, 1e-6)
         fit = self.step + int(rate * (self.cfg.max_minutes * 60 - (self.wall - wall0)) * 0.97)
         steps = torch.tensor([float(min(self.cfg.max_steps, fit))], device=self.device)
         if _world() > 1:
@@ -372,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=[s.value for s in Schedule], default=Schedule.COSINE.value)
     p.add_argument("--prediction", choices=[s.value for s in Prediction], default=Prediction.V.value)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.add_argument("--init", default=None, help="start from the weights of this HueShift model (fine-tuning)")
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.add_argument("--sample-every", type=int, default=1000)
     p.add_argument("--val-every", type=int, default=500)
@@ -430,13 +433,20 @@ def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
               f"({time.perf_counter() - t:.1f}s)", file=sys.stderr)
     config = UNetConfig.from_json(args.config) if args.config else UNetConfig()
     net = ColorUNet(config)
+    if args.init:
+        from .checkpoint import load_model
+
+        init = load_model(args.init)
+        if init.info.config != config:
+            raise InputError(f"--init model {args.init} has another config than this run")
+        net.load_state_dict(init.net.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, warmup_steps=args.warmup, max_steps=args.steps,
                       ema_decay=args.ema, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
                       val_every=args.val_every, log_every=args.log_every, seed=args.seed,
                       max_minutes=args.max_minutes)
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{os.cpu_count()}"
-    provenance = {"data": [Path(d).name for d in args.data], "train_images": len(train),
+    provenance = {"data": [Path(d).name for d in args.data], "init": Path(args.init).name if args.init else None, "train_images": len(train),
                   "batch": args.batch, "hardware": f"{hardware} x{_world()}", "lr": args.lr,
                   "parameters": count_parameters(net)}
     trainer = Trainer(net, train, opt, cfg, out_dir=out, schedule=Schedule(args.schedule),

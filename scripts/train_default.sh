@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Trains the shipped default model (hueshift_core/weights/hueshift-v1.safetensors).
-# Usage: scripts/train_default.sh OUT_DIR SHARD.zip... (the run that produced v1 used
-# ../shared/data/images/train-00..02.zip on one NVIDIA H200; see the model card in README.md).
+# Trains the shipped default model (hueshift_core/weights/hueshift-v1.safetensors) in two stages,
+# each on one NVIDIA H200 within a time budget (see the model card in README.md):
+#   stage 1: scripts/train_default.sh OUT1 train-00.zip train-01.zip train-02.zip
+#   stage 2: INIT=OUT1/model-fp16.safetensors MAX_MINUTES=6 LR=2e-4 scripts/train_default.sh OUT2 train-03.zip train-04.zip
+# Extra arguments after the shards go to `hueshift train`.
 set -euo pipefail
 out=$1; shift
-python3 -m hueshift_core.train "$@" -o "$out" \
-  --steps 100000 --max-minutes "${MAX_MINUTES:-6.5}" --batch 256 --lr 3e-4 --warmup 300 --ema 0.9995 \
+init=()
+if [[ -n "${INIT:-}" ]]; then init=(--init "$INIT"); fi
+python3 -m hueshift_core.train "$@" -o "$out" "${init[@]}" \
+  --steps 100000 --max-minutes "${MAX_MINUTES:-6.6}" --batch 256 --lr "${LR:-3e-4}" --warmup 300 --ema 0.9995 \
   --holdout 500 --log-every 100 --val-every 500 --sample-every 2000 --ckpt-every 2000 --no-progress
