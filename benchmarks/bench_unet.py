@@ -38,6 +38,16 @@ def timed(fn, repeat: int, sync) -> float:
     return best
 
 
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -49,7 +59,7 @@ def main() -> None:
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     torch.set_grad_enabled(False)
-    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    results: dict = {"machine": f"{cpu_name()}, {os.cpu_count()} CPUs, "
                                 f"torch {torch.__version__}, {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}",
                      "device": str(dev), "dtype": str(dtype)}
 
