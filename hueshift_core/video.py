@@ -239,7 +239,6 @@ class VideoWriter:
         even = self.width % 2 == 0 and self.height % 2 == 0
         s = self._container.add_stream(self.encoder, rate=self.fps)
         s.width, s.height = self.width, self.height
-        s.time_base = Fraction(1, 1) / self.fps if self.fps.numerator else Fraction(1, 24)
         if self.encoder == "libx264":
             s.pix_fmt = "yuv420p" if even else "yuv444p"
             s.options = {"crf": str(self.crf), "preset": "veryfast"}
@@ -262,8 +261,7 @@ class VideoWriter:
         for rgb in frames:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             vf = vf.reformat(format=self._stream.pix_fmt, dst_colorspace="itu709", dst_color_range="MPEG")
-            vf.pts = self.frames
-            vf.time_base = self._stream.time_base
+            vf.pts = self.frames  # in units of 1/fps, the encoder's time base
             for pkt in self._stream.encode(vf):
                 self._container.mux(pkt)
             self.frames += 1

@@ -1,0 +1,58 @@
+"""``hueshift colorize IN -o OUT``: colorize a video file, streaming, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .cli_image import add_model_arguments
+from .colorize import SampleOptions
+from .diffusion import Sampler
+from .keyframes import KeyframeOptions
+from .pipeline import MODES, PipelineOptions, colorize_video
+from .video import check_writable, probe
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a video file OpenCV/PyAV can decode (grey or colour: colour is turned grey first)")
+    p.add_argument("-o", "--output", required=True, help="output .mp4 (H.264; written only when complete)")
+    add_model_arguments(p)
+    p.add_argument("--mode", choices=MODES, default="keyframes",
+                   help="keyframes: diffusion on keyframes, colour carried along optical flow (default); "
+                        "per-frame: every frame through diffusion (the original's method)")
+    p.add_argument("--deflicker", type=float, default=0.5, help="temporal filter strength in [0, 1); 0 = off")
+    p.add_argument("--max-gap", type=int, default=48, help="at most this many frames between keyframes")
+    p.add_argument("--warm-start", type=float, default=0.5,
+                   help="later keyframes of a shot start from the carried colour re-noised to this strength (1 = independent)")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per diffusion batch (per-frame mode)")
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    info = probe(args.input)  # fail fast on a bad input, before loading the model
+    check_writable(args.output)
+    options = PipelineOptions(
+        mode=args.mode,
+        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, batch_size=args.batch_size),
+        keyframes=KeyframeOptions(max_gap=args.max_gap),
+        deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
+    )
+    total = min(info.frame_count, args.max_frames) if args.max_frames else info.frame_count
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, unit="frame", desc="colorize", file=sys.stderr, dynamic_ncols=True)
+    try:
+        result = colorize_video(args.input, args.output, args.model, options, device=args.device,
+                                progress=bar.update if bar is not None else None, max_frames=args.max_frames)
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.colour_input:
+        print(f"{args.input}: colour video, turned grey first (only its lightness was used)", file=sys.stderr)
+    print(f"{result.path}: {result.frames} frames, {result.width}x{result.height}, {float(result.fps):.3f} fps, "
+          f"{result.keyframes} keyframes in {result.shots} shot(s), {result.fps_processed:.1f} frames/s "
+          f"({result.encoder})", file=sys.stderr)
+    print(result.path)
+    return 0

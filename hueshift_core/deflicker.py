@@ -1,0 +1,54 @@
+"""Deflicker: a recursive temporal filter on ab along the optical flow (L never flickers: it is the input).
+
+``ab'_t = w * warp(ab'_{t-1}) + (1 - w) * ab_t`` with ``w = strength * confidence_t``, where the
+confidence is the forward-backward consistency of the flow from frame t to t-1, so occluded or
+badly tracked pixels keep their own colour; the filter restarts at every shot cut. This is the
+causal filter of blind video temporal consistency methods (e.g. Lai et al. 2018's baseline, Bonneel
+et al. 2015) applied to chroma only; being a convex combination of colours it does not wash them out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .propagate import compute_flow, fb_confidence, warp
+
+
+class Deflicker:
+    """Streaming form: ``push(l, ab, cut)`` per frame in display order -> filtered ab.
+
+    ``l`` uint8 ``[h, w]`` (L scaled to 0..255), ``ab`` float32 ``[h, w, 2]`` (CIELAB units).
+    ``flows`` may be given to ``push`` when the caller has them (flow t -> t-1 and t-1 -> t).
+    """
+
+    def __init__(self, strength: float = 0.6) -> None:
+        if not 0.0 <= strength < 1.0:
+            raise InputError(f"deflicker strength must be in [0, 1), got {strength}")
+        self.strength = strength
+        self._prev_l: np.ndarray | None = None
+        self._prev_ab: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._prev_l = self._prev_ab = None
+
+    def push(self, l: np.ndarray, ab: np.ndarray, cut: bool = False,
+             flows: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        if cut or self._prev_ab is None or self.strength == 0.0 or self._prev_l.shape != l.shape:
+            out = ab.astype(np.float32)
+        else:
+            f_back, f_fwd = flows if flows is not None else (compute_flow(l, self._prev_l), compute_flow(self._prev_l, l))
+            w = self.strength * fb_confidence(f_back, f_fwd)
+            out = (w[..., None] * warp(self._prev_ab, f_back) + (1.0 - w[..., None]) * ab).astype(np.float32)
+        self._prev_l, self._prev_ab = l, out
+        return out
+
+
+def deflicker(l_frames: np.ndarray, ab: np.ndarray, shot_starts: list[int] | None = None,
+              strength: float = 0.6) -> np.ndarray:
+    """Batch form: uint8 L ``[N, h, w]``, ab ``[N, h, w, 2]`` -> filtered ab ``[N, h, w, 2]``."""
+    if len(l_frames) != len(ab) or l_frames.shape[1:] != ab.shape[1:3]:
+        raise InputError(f"L {l_frames.shape} and ab {ab.shape} must have the same frames and size")
+    starts = set(shot_starts or [])
+    f = Deflicker(strength)
+    return np.stack([f.push(l_frames[i], ab[i], cut=i in starts) for i in range(len(ab))])

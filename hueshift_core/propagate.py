@@ -1,0 +1,126 @@
+"""Optical flow on L and colour carried along it, with forward-backward confidence.
+
+Arrays are numpy at the propagation resolution ``(h, w)``:
+
+* L: uint8 ``[h, w]`` (CIELAB L scaled to 0..255) — what DIS flow is computed on;
+* flow: float32 ``[h, w, 2]`` (dx, dy) in pixels; ``flow_ab`` maps a pixel of frame a to
+  its position in frame b;
+* ab: float32 ``[h, w, 2]`` in CIELAB units; confidence: float32 ``[h, w]`` in [0, 1].
+
+Flow is DIS (Kroeger et al. 2016, OpenCV's ``DISOpticalFlow``), fast on a CPU. Confidence is
+the forward-backward consistency check of Sundaram et al. 2010 / Ruder et al. 2016, softened.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+_DIS: dict[int, cv2.DISOpticalFlow] = {}
+
+
+def _dis(preset: int) -> cv2.DISOpticalFlow:
+    if preset not in _DIS:
+        _DIS[preset] = cv2.DISOpticalFlow_create(preset)
+    return _DIS[preset]
+
+
+def compute_flow(l_a: np.ndarray, l_b: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST) -> np.ndarray:
+    """Flow from ``l_a`` to ``l_b`` (uint8 ``[h, w]``) -> float32 ``[h, w, 2]``."""
+    if l_a.shape != l_b.shape or l_a.ndim != 2:
+        raise InputError(f"flow needs two grey frames of one size, got {l_a.shape} and {l_b.shape}")
+    if min(l_a.shape) < 8:  # DIS needs a few pixels per patch; tiny frames do not move
+        return np.zeros((*l_a.shape, 2), np.float32)
+    return _dis(preset).calc(np.ascontiguousarray(l_a), np.ascontiguousarray(l_b), None)
+
+
+def warp(x: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample ``x`` (``[h, w]`` or ``[h, w, C]``) at ``p + flow(p)``: pulls frame b's values into frame a
+    when ``flow`` is the flow from a to b. Borders replicate."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(x, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def fb_confidence(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+    """Confidence in [0, 1] that ``flow_ab`` is right at each pixel of frame a.
+
+    A pixel is consistent when going a -> b -> a lands where it started:
+    ``|f + b(p + f)|^2 <= alpha (|f|^2 + |b(p + f)|^2) + beta``; the score decays smoothly
+    past that bound (1 inside it, 0 at 4x the bound). Occluded pixels fail the check.
+    """
+    back = warp(flow_ba, flow_ab)
+    err = np.sum((flow_ab + back) ** 2, axis=-1)
+    bound = alpha * (np.sum(flow_ab ** 2, -1) + np.sum(back ** 2, -1)) + beta
+    return np.clip(1.0 - (err - bound) / (3.0 * bound), 0.0, 1.0).astype(np.float32)
+
+
+def carry(ab: np.ndarray, conf: np.ndarray, flow_to_src: np.ndarray, step_conf: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """One link of a propagation chain: colour and confidence of a source frame pulled into the
+    next frame along ``flow_to_src`` (flow from the new frame to the source); confidence
+    multiplies by the link's own ``step_conf``."""
+    return warp(ab, flow_to_src), warp(conf, flow_to_src) * step_conf
+
+
+def blend(ab_fw: np.ndarray, conf_fw: np.ndarray, ab_bw: np.ndarray, conf_bw: np.ndarray, t: float,
+          floor: float = 0.05) -> np.ndarray:
+    """Blend colour carried forward from the keyframe before (at fraction ``t`` in [0, 1] of the way
+    to the next one) with colour carried backward from the keyframe after.
+
+    Weights are temporal closeness times confidence; ``floor`` keeps a temporal-only blend where
+    both chains lost track (occlusions, fast motion), so the result falls back to the nearer
+    keyframe's colour rather than to grey.
+    """
+    w_fw = (1.0 - t) * (conf_fw + floor)
+    w_bw = t * (conf_bw + floor)
+    s = w_fw + w_bw
+    return ((w_fw[..., None] * ab_fw + w_bw[..., None] * ab_bw) / s[..., None]).astype(np.float32)
+
+
+def propagate(l_frames: np.ndarray, key_ab: dict[int, np.ndarray], shot_starts: list[int] | None = None
+              ) -> np.ndarray:
+    """Batch propagation: uint8 L ``[N, h, w]`` and keyframe colours ``{index: ab [h, w, 2]}`` ->
+    ab ``[N, h, w, 2]`` for every frame. Colour never crosses a shot start; frames of a shot
+    before its first keyframe take it backward, after its last keyframe forward."""
+    n = len(l_frames)
+    if not key_ab:
+        raise InputError("propagation needs at least one keyframe colour")
+    starts = sorted(set([0] + list(shot_starts or [])))
+    bounds = starts[1:] + [n]
+    out = np.zeros((n, *l_frames.shape[1:], 2), np.float32)
+    for s0, s1 in zip(starts, bounds):
+        keys = sorted(k for k in key_ab if s0 <= k < s1)
+        if not keys:
+            raise InputError(f"shot {s0}..{s1 - 1} has no keyframe colour: select keyframes first")
+        fw = [compute_flow(l_frames[i], l_frames[i - 1]) if i > s0 else None for i in range(s0, s1)]
+        bw = [compute_flow(l_frames[i - 1], l_frames[i]) if i > s0 else None for i in range(s0, s1)]
+        conf_step = [fb_confidence(fw[j], bw[j]) if j else None for j in range(len(fw))]
+        conf_step_b = [fb_confidence(bw[j], fw[j]) if j else None for j in range(len(fw))]
+
+        def chain_forward(k: int, stop: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+            res = {k: (key_ab[k].astype(np.float32), np.ones(l_frames.shape[1:], np.float32))}
+            for i in range(k + 1, stop):
+                j = i - s0
+                res[i] = carry(*res[i - 1], fw[j], conf_step[j])
+            return res
+
+        def chain_backward(k: int, stop: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+            res = {k: (key_ab[k].astype(np.float32), np.ones(l_frames.shape[1:], np.float32))}
+            for i in range(k - 1, stop - 1, -1):
+                j = i + 1 - s0
+                res[i] = carry(*res[i + 1], bw[j], conf_step_b[j])
+            return res
+
+        first, last = keys[0], keys[-1]
+        for i, (ab, _) in chain_backward(first, s0).items():
+            out[i] = ab
+        for i, (ab, _) in chain_forward(last, s1).items():
+            out[i] = ab
+        for a, b in zip(keys[:-1], keys[1:]):
+            f, bk = chain_forward(a, b + 1), chain_backward(b, a)
+            for i in range(a, b + 1):
+                out[i] = blend(f[i][0], f[i][1], bk[i][0], bk[i][1], (i - a) / (b - a))
+    return out
