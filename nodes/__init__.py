@@ -1,0 +1,25 @@
+"""HueShift's ComfyUI nodes: one module per domain, one registration list.
+
+Reach this package only relatively (``from .nodes import ...``): ComfyUI owns a top-level
+module named ``nodes``.
+"""
+
+from __future__ import annotations
+
+from .color import DDPMColorize, LABUpscale
+from .comfy_compat import ComfyExtension
+from .model import ModelLoader, register_model_folder
+from .temporal import Deflicker, KeyframeSelect, Propagate
+from .video import ColorizeVideoFile, LoadVideoFrames
+
+NODES = [LoadVideoFrames, KeyframeSelect, ModelLoader, DDPMColorize, Propagate, LABUpscale, Deflicker,
+         ColorizeVideoFile]
+
+
+class HueShiftExtension(ComfyExtension):
+    async def get_node_list(self) -> list:
+        register_model_folder()  # before ComfyUI builds the schemas (and the model dropdown)
+        return list(NODES)
+
+
+__all__ = ["NODES", "HueShiftExtension"]

@@ -1,0 +1,134 @@
+"""Colour from the model and back to full resolution: HueShiftDDPMColorize, HueShiftLABUpscale."""
+
+from __future__ import annotations
+
+import torch
+
+from ..hueshift_core import colorize as core
+from ..hueshift_core.diffusion import Sampler
+from ..hueshift_core.errors import InputError
+from ..hueshift_core.upscale import Upscale
+from .comfy_compat import io, ui
+from .common import (
+    CATEGORY,
+    CHROMA,
+    KEYFRAMES,
+    MODEL,
+    Chroma,
+    colour_note,
+    frames_to_images,
+    images_to_frames,
+    progress,
+)
+
+SEED_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+# TODO(core): these two compositions belong in hueshift_core (colorize_frames does both, but
+# returns neither the working-resolution chroma nor reports per-frame progress).
+def _sample_chroma(model: core.ColorModel, frames: torch.Tensor, options: core.SampleOptions,
+                   callback) -> torch.Tensor:
+    """RGB ``[B, 3, H, W]`` -> CIELAB ab ``[B, 2, h, w]`` at the working size, sampled in batches."""
+    g = torch.Generator().manual_seed(options.seed)
+    size = core.working_size(*frames.shape[-2:], options.short_side, model.info.config.multiple,
+                             options.max_long_side)
+    out = []
+    for i in range(0, frames.shape[0], options.batch_size):
+        l_full, _ = core.frames_to_lab(frames[i:i + options.batch_size])
+        ab = core.sample_ab(model, core.downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
+                            generator=g, eta=options.eta, callback=callback)
+        out.append(core.denormalize_ab(ab.float().cpu()))
+    return torch.cat(out)
+
+
+def _upscale_merge(frames: torch.Tensor, ab: torch.Tensor, method: str, callback) -> torch.Tensor:
+    """Full-size RGB ``[B, 3, H, W]`` + ab ``[B, 2, h, w]`` -> RGB with the frames' L and upscaled ab."""
+    out = []
+    for i in range(frames.shape[0]):
+        l_full, _ = core.frames_to_lab(frames[i:i + 1])
+        out.append(core.merge_to_rgb(l_full, core.upscale_ab(ab[i:i + 1], l_full, method)))
+        callback(i + 1, frames.shape[0])
+    return torch.cat(out)
+
+
+class DDPMColorize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HueShiftDDPMColorize",
+            display_name="HueShift DDPM Colorize",
+            category=CATEGORY,
+            description="Samples colour (LAB chroma at the working resolution) with the diffusion model: for the "
+                        "keyframes when a keyframe plan is connected, else for every frame independently.",
+            inputs=[
+                io.Image.Input("images", tooltip="Grey frames (a colour input is turned grey first: only its "
+                                                 "lightness is used)."),
+                MODEL.Input("model", tooltip="From HueShift Model Loader."),
+                io.Int.Input("steps", default=25, min=1, max=1000,
+                             tooltip="Sampling steps: more is slower and usually a little cleaner."),
+                io.Combo.Input("sampler", options=[s.value for s in Sampler], default=Sampler.DDIM.value,
+                               tooltip="ddim: deterministic and fast; ddpm: the original ancestral sampler "
+                                       "(needs many steps); dpmpp_2m: good results in 10-20 steps."),
+                io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+                             tooltip="Random seed: the same seed gives the same colours."),
+                io.Int.Input("batch_size", default=8, min=1, max=256,
+                             tooltip="Frames sampled together: larger is faster on a GPU and needs more memory."),
+                io.Int.Input("working_size", default=64, min=8, max=512, step=8,
+                             tooltip="Short side (pixels, a multiple of 8) at which the model samples colour. "
+                                     "The shipped model was trained at 64."),
+                KEYFRAMES.Input("keyframes", optional=True,
+                                tooltip="Optional plan from HueShift Keyframe Select: colour only its keyframes "
+                                        "(then propagate). Without it every frame is coloured independently."),
+            ],
+            outputs=[CHROMA.Output(display_name="chroma",
+                                   tooltip="Colour (ab) of the keyframes, or of every frame, at the working size.")],
+        )
+
+    @classmethod
+    def execute(cls, images: torch.Tensor, model: core.ColorModel, steps: int, sampler: str, seed: int,
+                batch_size: int, working_size: int, keyframes=None) -> io.NodeOutput:
+        frames = images_to_frames(images)
+        note = colour_note(images, "HueShift DDPM Colorize")
+        indices = tuple(range(frames.shape[0])) if keyframes is None else tuple(keyframes.keyframes)
+        if indices and indices[-1] >= frames.shape[0]:
+            raise InputError(f"the keyframe plan is for a clip of more than {frames.shape[0]} frames: connect the "
+                             "same frames to Keyframe Select and to DDPM Colorize")
+        options = core.SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size,
+                                     batch_size=batch_size)
+        batches = -(-len(indices) // batch_size)
+        ab = _sample_chroma(model, frames[list(indices)], options, callback=progress(batches * steps))
+        chroma = Chroma(ab=ab, frames=indices, num_frames=frames.shape[0], source_size=tuple(frames.shape[-2:]))
+        return io.NodeOutput(chroma, ui=ui.PreviewText(note) if note else None)
+
+
+class LABUpscale(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HueShiftLABUpscale",
+            display_name="HueShift LAB Upscale",
+            category=CATEGORY,
+            description="Puts the colour back on the full-resolution frames: chroma is upscaled (edge-aware with "
+                        "'guided') and merged with the frames' own lightness.",
+            inputs=[
+                io.Image.Input("images", tooltip="The full-resolution frames whose lightness (L) is kept: the same "
+                                                 "clip the chroma was made from, at any size with the same aspect."),
+                CHROMA.Input("chroma", tooltip="From DDPM Colorize or Propagate."),
+                io.Combo.Input("method", options=[u.value for u in Upscale], default=Upscale.GUIDED.value,
+                               tooltip="guided: follows luminance edges (recommended); bicubic: plain resize."),
+            ],
+            outputs=[io.Image.Output(display_name="images", tooltip="Colour frames at the size of 'images'; only "
+                                                                     "the frames the chroma covers.")],
+        )
+
+    @classmethod
+    def execute(cls, images: torch.Tensor, chroma: Chroma, method: str) -> io.NodeOutput:
+        frames = images_to_frames(images)
+        n = frames.shape[0]
+        if n == chroma.num_frames:
+            frames = frames[list(chroma.frames)] if not chroma.complete else frames
+        elif n != len(chroma.frames):
+            raise InputError(f"LAB Upscale: 'images' has {n} frames but the chroma is for a clip of "
+                             f"{chroma.num_frames} frames ({len(chroma.frames)} coloured): connect the same frames")
+        out = _upscale_merge(frames, chroma.ab, method, callback=progress(frames.shape[0]))
+        return io.NodeOutput(frames_to_images(out))

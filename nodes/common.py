@@ -1,0 +1,232 @@
+"""What every HueShift node shares: socket types, layout conversion, paths, device, progress.
+
+Layouts: ComfyUI's IMAGE is ``[B, H, W, C]`` float32 in [0, 1] on the CPU; hueshift_core works
+on ``[B, 3, H, W]``. Paths: every file a node reads lies inside ComfyUI's input folder and
+every file it writes inside the output folder, after symlinks are resolved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..hueshift_core.colorize import frames_to_lab, merge_to_rgb, working_size
+from ..hueshift_core.errors import HueShiftError, InputError, VideoError
+from .comfy_compat import ProgressBar, folder_paths, io, model_management
+
+CATEGORY = "HueShift"
+LOG = logging.getLogger("HueShift")
+
+MODEL = io.Custom("HUESHIFT_MODEL")
+KEYFRAMES = io.Custom("HUESHIFT_KEYFRAMES")
+CHROMA = io.Custom("HUESHIFT_CHROMA")
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
+
+
+def core(name: str) -> ModuleType:
+    """``hueshift_core.<name>``, imported on first use: the video stages pull in PyAV and OpenCV,
+    which ComfyUI should not pay for at start-up (hueshift_core's own ``__init__`` defers them too)."""
+    try:
+        return importlib.import_module(f"..hueshift_core.{name}", __package__)
+    except ModuleNotFoundError as err:
+        if err.name and err.name.endswith(f"hueshift_core.{name}"):
+            raise HueShiftError(f"this node needs hueshift_core.{name}, which this copy of ComfyUI-HueShift does "
+                                "not have: update the node pack") from None
+        raise
+
+
+# --- layouts ------------------------------------------------------------------------------------
+
+def images_to_frames(images: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """ComfyUI IMAGE ``[B, H, W, C]`` (C = 1, 3 or 4) in [0, 1] -> RGB ``[B, 3, H, W]`` float32 on the CPU."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[-1] not in (1, 3, 4):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise InputError(f"{name} must be an IMAGE batch [frames, height, width, 3], got {shape}")
+    if images.shape[0] == 0:
+        raise InputError(f"{name} is empty (0 frames)")
+    x = images[..., :3] if images.shape[-1] >= 3 else images.expand(-1, -1, -1, 3)
+    return x.to(device="cpu", dtype=torch.float32).permute(0, 3, 1, 2).contiguous()
+
+
+def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
+    """RGB ``[B, 3, H, W]`` in [0, 1] -> ComfyUI IMAGE ``[B, H, W, 3]`` float32 on the intermediate device."""
+    out = frames.permute(0, 2, 3, 1).clamp(0.0, 1.0).to(torch.float32).contiguous()
+    return out.to(model_management.intermediate_device())
+
+
+def grey_frames(frames: torch.Tensor) -> torch.Tensor:
+    """RGB ``[B, 3, H, W]`` -> the grey RGB of its CIELAB lightness (a = b = 0), same shape."""
+    l_full, ab = frames_to_lab(frames)
+    return merge_to_rgb(l_full, torch.zeros_like(ab))
+
+
+def colour_note(images: torch.Tensor, node: str) -> str | None:
+    """If the IMAGE batch has colour, log that only its lightness is used and return that message.
+
+    "Colour" = any pixel whose channels differ by more than 2/255 (grey video decoded to RGB has
+    equal channels up to codec rounding).
+    """
+    if images.shape[-1] < 3:
+        return None
+    rgb = images[..., :3]
+    if float((rgb.amax(dim=-1) - rgb.amin(dim=-1)).amax()) <= 2.0 / 255.0:
+        return None
+    msg = (f"{node}: the input frames are in colour; HueShift turned them grey first and used only their "
+           "lightness (L). Feed grey frames to silence this note.")
+    LOG.warning(msg)
+    return msg
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+def _inside(path: str, folder: str) -> bool:
+    folder = os.path.realpath(folder)
+    return os.path.commonpath([os.path.realpath(path), folder]) == folder
+
+
+def resolve_input_file(name: str) -> str:
+    """A file name relative to ComfyUI's input folder -> its real path; refuses escapes and symlinks out.
+
+    ``name`` may end in ComfyUI's `` [input]`` annotation. Absolute paths, ``..`` that leaves the
+    folder and links pointing outside it are refused with an :class:`InputError`.
+    """
+    name = (name or "").strip()
+    if name.endswith("[input]"):
+        name = name[: -len("[input]")].rstrip()
+    if not name:
+        raise InputError("no video chosen: pick a file from ComfyUI's input folder (or upload one)")
+    base = folder_paths.get_input_directory()
+    if os.path.isabs(name) or not _inside(os.path.join(base, name), base):
+        raise InputError(f"'{name}' is outside ComfyUI's input folder; HueShift only reads files inside {base}")
+    path = os.path.realpath(os.path.join(base, name))
+    if not os.path.isfile(path):
+        raise VideoError(f"'{name}' not found in ComfyUI's input folder {base}")
+    return path
+
+
+def list_input_videos() -> list[str]:
+    """Video files in ComfyUI's input folder (top level, as core LoadVideo lists them)."""
+    base = folder_paths.get_input_directory()
+    try:
+        files = [f for f in os.listdir(base) if os.path.isfile(os.path.join(base, f))]
+    except OSError:
+        return []
+    return sorted(f for f in files if f.lower().endswith(VIDEO_EXTENSIONS))
+
+
+def output_file(filename_prefix: str, extension: str) -> tuple[str, str, str]:
+    """A new file in ComfyUI's output folder -> (path, file name, subfolder); refuses escapes.
+
+    Names follow ComfyUI's savers: ``<prefix>_00001_.mp4``, counting up.
+    """
+    prefix = (filename_prefix or "").strip() or "HueShift"
+    base = os.path.realpath(folder_paths.get_output_directory())
+    if os.path.isabs(prefix) or not _inside(os.path.join(base, os.path.dirname(os.path.normpath(prefix))), base):
+        raise InputError(f"filename prefix '{prefix}' leaves ComfyUI's output folder {base}")
+    subfolder, stem = os.path.split(os.path.normpath(prefix))
+    folder = os.path.join(base, subfolder)
+    os.makedirs(folder, exist_ok=True)
+    taken = {f for f in os.listdir(folder) if f.startswith(stem + "_")}
+    counter = 1
+    while f"{stem}_{counter:05}_{extension}" in taken:
+        counter += 1
+    file = f"{stem}_{counter:05}_{extension}"
+    return os.path.join(folder, file), file, subfolder
+
+
+# --- device, precision, progress ---------------------------------------------------------------
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def device_and_dtype(precision: str) -> tuple[torch.device, torch.dtype]:
+    """ComfyUI's torch device and the weight dtype: ``auto`` = fp16 on a GPU that ComfyUI
+    runs in fp16 (``should_use_fp16``), else fp32; half precision is never used on the CPU."""
+    device = model_management.get_torch_device()
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if device.type == "cpu" or precision == "fp32":
+        return device, torch.float32
+    if precision == "auto":
+        fp16_ok = getattr(model_management, "should_use_fp16", None)
+        return device, torch.float16 if fp16_ok is not None and fp16_ok(device) else torch.float32
+    return device, torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+class Progress:
+    """ComfyUI's progress bar for one node run, and where Cancel is noticed.
+
+    Called with hueshift_core's ``Callback(i, n)`` signature, it advances by one step (a
+    sampling step or a frame); ``advance(k)`` moves k steps at once (a decoded batch). Each call
+    raises ComfyUI's interrupt exception if the user pressed Cancel.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.bar = ProgressBar(max(1, int(total)))
+
+    def __call__(self, done: int = 0, of: int = 0) -> None:  # hueshift_core's Callback(i, n); unused
+        self.advance(1)
+
+    def advance(self, steps: int) -> None:
+        model_management.throw_exception_if_processing_interrupted()
+        self.bar.update(steps)
+
+
+def progress(total: int) -> Progress:
+    return Progress(total)
+
+
+# --- data between stage nodes -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Chroma:
+    """What travels on a HUESHIFT_CHROMA socket: colour for some or all frames of a clip.
+
+    ``ab``: CIELAB a, b ``[K, 2, h, w]`` float32 on the CPU at the working (or propagation)
+    resolution; ``frames``: the K clip frame indices it belongs to, increasing; ``num_frames``:
+    frames in the clip; ``source_size``: (H, W) of the frames it was computed from.
+    """
+
+    ab: torch.Tensor
+    frames: tuple[int, ...]
+    num_frames: int
+    source_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        if self.ab.dim() != 4 or self.ab.shape[1] != 2 or self.ab.shape[0] != len(self.frames):
+            raise InputError(f"chroma must be [{len(self.frames)}, 2, h, w], got {tuple(self.ab.shape)}")
+        if any(b <= a for a, b in zip(self.frames, self.frames[1:])) or (
+                self.frames and not 0 <= self.frames[0] <= self.frames[-1] < self.num_frames):
+            raise InputError(f"chroma frame indices must increase within 0..{self.num_frames - 1}")
+
+    @property
+    def complete(self) -> bool:
+        """True when every frame of the clip has colour."""
+        return len(self.frames) == self.num_frames
+
+
+# --- the analysis (propagation) resolution --------------------------------------------------------
+# TODO(core): pipeline.VideoPipeline computes these privately (_sizes, _frames); a public
+# ``pipeline.analysis_shape`` / ``pipeline.analysis_l`` would let the nodes share them.
+
+def analysis_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(h, w) at which flow, cuts, propagation and deflicker run: short side ``short_side``
+    (never above the frame's own size), aspect kept, multiples of 8."""
+    h, w = working_size(height, width, short_side, 8, max_long_side=4 * short_side)
+    return min(height, h), min(width, w)
+
+
+def analysis_l(frames: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """RGB ``[B, 3, H, W]`` -> CIELAB L scaled to 0..255 as uint8 ``[B, h, w]`` (area filter),
+    the frames hueshift_core's keyframes/propagate/deflicker analyse."""
+    l_full, _ = frames_to_lab(frames)
+    l_small = F.interpolate(l_full, size=size, mode="area") if tuple(l_full.shape[-2:]) != size else l_full
+    return (l_small[:, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy()

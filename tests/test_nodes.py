@@ -1,0 +1,406 @@
+"""The ComfyUI nodes without ComfyUI: schemas, execution on small inputs, bad input, progress, Cancel.
+
+The pack is loaded the way ComfyUI loads it (the repository root as a package, nodes reached
+relatively), under the name ``comfyui_hueshift``; without ComfyUI on the path the nodes run on
+the stand-ins of ``nodes/_standins.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = "comfyui_hueshift"
+
+
+def load_pack():
+    """Import the repository root as ComfyUI does (a package from its ``__init__.py``); return it."""
+    if PACK not in sys.modules:
+        spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[PACK] = module
+        spec.loader.exec_module(module)
+    return sys.modules[PACK]
+
+
+def pack_module(name: str):
+    """``pack_module("nodes.video")`` -> the pack's module (``comfyui_hueshift.nodes.video``)."""
+    load_pack()
+    return importlib.import_module(f"{PACK}.{name}")
+
+
+def needs_core(*names: str):
+    """Skip a test until the hueshift_core modules it drives exist."""
+    missing = [n for n in names if not (ROOT / "hueshift_core" / f"{n}.py").is_file()]
+    return pytest.mark.skipif(bool(missing), reason=f"hueshift_core.{', '.join(missing)} not in this checkout yet")
+
+
+def node_classes() -> dict[str, type]:
+    ext = asyncio.run(load_pack().comfy_entrypoint())
+    return {cls.define_schema().node_id: cls for cls in asyncio.run(ext.get_node_list())}
+
+
+@pytest.fixture
+def comfy(tmp_path, monkeypatch):
+    """ComfyUI's folders in a temporary base (input/, output/, models/hueshift/); the compat module."""
+    compat = pack_module("nodes.comfy_compat")
+    fp = compat.folder_paths
+    for sub in ("input", "output", "models/hueshift"):
+        (tmp_path / sub).mkdir(parents=True)
+    monkeypatch.setattr(fp, "models_dir", str(tmp_path / "models"))
+    monkeypatch.setattr(fp, "input_directory", str(tmp_path / "input"), raising=False)
+    monkeypatch.setattr(fp, "output_directory", str(tmp_path / "output"), raising=False)
+    fp.set_input_directory(str(tmp_path / "input"))
+    fp.set_output_directory(str(tmp_path / "output"))
+    monkeypatch.delitem(fp.folder_names_and_paths, "hueshift", raising=False)
+    return compat
+
+
+@pytest.fixture
+def nodes():
+    return node_classes()
+
+
+def errors():
+    return pack_module("hueshift_core.errors")
+
+
+def images(n: int = 3, h: int = 24, w: int = 40, colour: bool = False, seed: int = 0) -> torch.Tensor:
+    """An IMAGE batch [n, h, w, 3]: grey gradients with a moving square (colourful if asked)."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    out = []
+    for i in range(n):
+        v = 0.2 + 0.5 * (x + y) / 2 + 0.02 * torch.rand(h, w, generator=g)
+        v[4:12, 4 + 2 * i:12 + 2 * i] = 0.9
+        rgb = torch.stack([v, v, v], dim=-1)
+        if colour:
+            rgb[..., 0] = (rgb[..., 0] * 1.3).clamp(0, 1)
+            rgb[..., 2] = rgb[..., 2] * 0.6
+        out.append(rgb)
+    return torch.stack(out).float()
+
+
+class Recorder:
+    """Stands in for ComfyUI's ProgressBar and counts updates."""
+
+    instances: typing.ClassVar[list[Recorder]] = []
+
+    def __init__(self, total: int, node_id=None) -> None:
+        self.total, self.current = total, 0
+        Recorder.instances.append(self)
+
+    def update(self, value: int) -> None:
+        self.current += value
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    Recorder.instances = []
+    monkeypatch.setattr(pack_module("nodes.common"), "ProgressBar", Recorder)
+    return Recorder.instances
+
+
+@pytest.fixture
+def tiny_model(comfy, tiny_model_path, nodes):
+    """The conftest's tiny random model, installed in models/hueshift and loaded by the loader node."""
+    shutil.copy(tiny_model_path, Path(comfy.folder_paths.models_dir) / "hueshift" / "tiny.safetensors")
+    return nodes["HueShiftModelLoader"].execute(model_name="tiny.safetensors", precision="auto").args[0]
+
+
+def run(cls, **inputs):
+    out = cls.execute(**inputs)
+    return out.args, out.ui
+
+
+# --- the pack and its schemas -----------------------------------------------------------------
+
+EXPECTED = {"HueShiftLoadVideoFrames", "HueShiftKeyframeSelect", "HueShiftModelLoader", "HueShiftDDPMColorize",
+            "HueShiftPropagate", "HueShiftLABUpscale", "HueShiftDeflicker", "HueShiftColorizeVideoFile"}
+
+
+def test_entrypoint_lists_every_node(nodes):
+    assert set(nodes) == EXPECTED
+
+
+def test_importing_the_pack_root_loads_nothing_heavy():
+    code = (f"import importlib.util, sys; s = importlib.util.spec_from_file_location('p', {str(ROOT / '__init__.py')!r}, "
+            f"submodule_search_locations=[{str(ROOT)!r}]); m = importlib.util.module_from_spec(s); "
+            "sys.modules['p'] = m; s.loader.exec_module(m); "
+            "heavy = [k for k in ('torch', 'av', 'cv2', 'p.nodes') if k in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+@pytest.mark.parametrize("node_id", sorted(EXPECTED))
+def test_schema(node_id, nodes):
+    schema = nodes[node_id].define_schema()
+    assert schema.category == "HueShift"
+    assert schema.display_name.startswith("HueShift ") and schema.description
+    for names in ([i.id for i in schema.inputs], [o.display_name for o in schema.outputs]):
+        assert len(names) == len(set(names))
+    for inp in schema.inputs:
+        assert inp.tooltip, f"{node_id}.{inp.id} has no tooltip"
+    for out in schema.outputs:
+        assert out.tooltip and out.display_name
+
+
+def test_only_the_savers_are_output_nodes(nodes):
+    assert {k for k, c in nodes.items() if c.define_schema().is_output_node} == {"HueShiftColorizeVideoFile"}
+
+
+# --- model loader ---------------------------------------------------------------------------------
+
+def test_model_loader_options_validation_and_cache(comfy, tiny_model_path, nodes):
+    loader = nodes["HueShiftModelLoader"]
+    assert loader.define_schema().inputs[0].options == ["default (shipped)"]
+    (Path(comfy.folder_paths.models_dir) / "hueshift" / "sub").mkdir()
+    shutil.copy(tiny_model_path, Path(comfy.folder_paths.models_dir) / "hueshift" / "sub" / "tiny.safetensors")
+    (Path(comfy.folder_paths.models_dir) / "hueshift" / "notes.txt").write_text("not a model")
+    assert loader.define_schema().inputs[0].options == ["default (shipped)", "sub/tiny.safetensors"]
+    assert loader.validate_inputs(model_name="sub/tiny.safetensors") is True
+    assert loader.validate_inputs(model_name="default (shipped)") is True
+    for bad in ("missing.safetensors", "../../models/hueshift/sub/tiny.safetensors", "notes.txt"):
+        msg = loader.validate_inputs(model_name=bad)
+        assert isinstance(msg, str) and "not in the HueShift model folder" in msg
+    a = loader.execute(model_name="sub/tiny.safetensors", precision="auto").args[0]
+    b = loader.execute(model_name="sub/tiny.safetensors", precision="fp32").args[0]
+    assert a is b and a.dtype == torch.float32 and a.device.type == "cpu"
+    with pytest.raises(errors().CheckpointError, match="not in the HueShift model folder"):
+        loader.execute(model_name="missing.safetensors", precision="auto")
+
+
+def test_model_loader_rejects_a_pickle(comfy, nodes):
+    bad = Path(comfy.folder_paths.models_dir) / "hueshift" / "evil.safetensors"
+    bad.write_bytes(b"\x80\x04\x95" + b"\0" * 64)
+    with pytest.raises(errors().CheckpointError, match="pickled"):
+        nodes["HueShiftModelLoader"].execute(model_name="evil.safetensors", precision="auto")
+
+
+def test_fp16_only_on_a_gpu(comfy, monkeypatch):
+    common = pack_module("nodes.common")
+    assert common.device_and_dtype("fp16") == (torch.device("cpu"), torch.float32)
+    monkeypatch.setattr(comfy.model_management, "get_torch_device", lambda: torch.device("cuda", 0))
+    monkeypatch.setattr(comfy.model_management, "should_use_fp16", lambda device=None: True, raising=False)
+    assert common.device_and_dtype("auto") == (torch.device("cuda", 0), torch.float16)
+    assert common.device_and_dtype("fp32")[1] == torch.float32
+    monkeypatch.setattr(comfy.model_management, "should_use_fp16", lambda device=None: False, raising=False)
+    assert common.device_and_dtype("auto")[1] == torch.float32
+
+
+# --- DDPM colorize and LAB upscale: one image colorized -------------------------------------------
+
+def test_one_image_colorized(tiny_model, nodes, bars):
+    img = images(1, 24, 40)
+    (chroma,), note = run(nodes["HueShiftDDPMColorize"], images=img, model=tiny_model, steps=3, sampler="ddim",
+                          seed=1, batch_size=4, working_size=16)
+    assert note is None
+    assert chroma.ab.shape == (1, 2, 16, 24) and chroma.frames == (0,) and chroma.complete
+    assert bars[-1].current == 3  # one update per sampling step
+    (out,), _ = run(nodes["HueShiftLABUpscale"], images=img, chroma=chroma, method="guided")
+    assert out.shape == (1, 24, 40, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
+    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    color = pack_module("hueshift_core.color")
+    l_in = color.rgb_to_l(img.permute(0, 3, 1, 2))
+    l_out = color.rgb_to_l(out.permute(0, 3, 1, 2))
+    assert (l_in - l_out).abs().mean() < 4  # L kept, up to sRGB gamut clipping of a random model's colours
+
+
+def test_colorize_is_seeded_and_batch_independent(tiny_model, nodes):
+    img = images(3)
+    kw = {"images": img, "model": tiny_model, "steps": 2, "sampler": "ddpm", "working_size": 16}
+    a = nodes["HueShiftDDPMColorize"].execute(seed=5, batch_size=3, **kw).args[0].ab
+    b = nodes["HueShiftDDPMColorize"].execute(seed=5, batch_size=3, **kw).args[0].ab
+    c = nodes["HueShiftDDPMColorize"].execute(seed=6, batch_size=3, **kw).args[0].ab
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_colour_input_is_turned_grey_and_said(tiny_model, nodes, caplog):
+    kw = {"model": tiny_model, "steps": 2, "sampler": "ddim", "seed": 0, "batch_size": 2, "working_size": 16}
+    (grey_chroma,), note = run(nodes["HueShiftDDPMColorize"], images=images(2), **kw)
+    assert note is None
+    (colour_chroma,), note = run(nodes["HueShiftDDPMColorize"], images=images(2, colour=True), **kw)
+    assert "turned them grey" in note.value and "turned them grey" in caplog.text
+    assert colour_chroma.ab.shape == grey_chroma.ab.shape
+
+
+KF = {"max_gap": 2, "cut_threshold": 0.35, "track_threshold": 0.6, "analysis_size": 16}
+SAMPLE = {"steps": 2, "sampler": "ddim", "seed": 0, "batch_size": 8, "working_size": 16}
+
+
+@needs_core("keyframes", "propagate")
+def test_keyframe_mode_colours_only_keyframes(tiny_model, nodes):
+    img = images(5)
+    (kf, count), text = run(nodes["HueShiftKeyframeSelect"], images=img, **KF)
+    assert count == len(kf.keyframes) == 3 and kf.keyframes == [0, 2, 4] and kf.shot_starts == [0]
+    assert "3 keyframes in 1 shot(s)" in text.value
+    (chroma,), _ = run(nodes["HueShiftDDPMColorize"], images=img, model=tiny_model, keyframes=kf, **SAMPLE)
+    assert chroma.frames == (0, 2, 4) and chroma.num_frames == 5 and not chroma.complete
+    (keys,), _ = run(nodes["HueShiftLABUpscale"], images=img, chroma=chroma, method="guided")
+    assert keys.shape == (3, 24, 40, 3)  # LAB Upscale of keyframe chroma: the keyframes only
+
+
+@needs_core("keyframes", "propagate", "deflicker")
+def test_the_staged_pipeline(tiny_model, nodes, bars):
+    img = images(6, 32, 48)
+    kf = nodes["HueShiftKeyframeSelect"].execute(images=img, **KF).args[0]
+    keys = nodes["HueShiftDDPMColorize"].execute(images=img, model=tiny_model, keyframes=kf, **SAMPLE).args[0]
+    (chroma,), _ = run(nodes["HueShiftPropagate"], images=img, keyframes=kf, chroma=keys, scale=2)
+    assert chroma.complete and chroma.ab.shape == (6, 2, 32, 48)  # 16x24 working size x 2, capped at the frame
+    assert torch.allclose(chroma.ab[0], torch.nn.functional.interpolate(
+        keys.ab[:1], size=(32, 48), mode="bicubic", align_corners=False)[0], atol=1e-4)  # keyframes keep their colour
+    (colour,), _ = run(nodes["HueShiftLABUpscale"], images=img, chroma=chroma, method="guided")
+    (steady,), _ = run(nodes["HueShiftDeflicker"], images=colour, strength=0.5, keyframes=kf)
+    assert steady.shape == colour.shape == (6, 32, 48, 3) and steady.dtype == torch.float32
+    assert torch.allclose(steady[0], colour[0], atol=2 / 255)  # the first frame of a shot is not filtered
+    color = pack_module("hueshift_core.color")
+    l_in, l_out = (color.rgb_to_l(x.permute(0, 3, 1, 2)) for x in (colour, steady))
+    assert (l_in - l_out).abs().mean() < 1.0  # lightness kept
+    assert [b.current for b in bars] == [6, 2, 6, 6, 6]  # per frame, or per sampling step of a batch
+    (same,), _ = run(nodes["HueShiftDeflicker"], images=colour, strength=0.0)  # cuts found from the frames
+    assert torch.allclose(same, colour, atol=2 / 255)
+
+
+@needs_core("keyframes", "propagate")
+def test_propagate_refuses_chroma_of_other_frames(tiny_model, nodes):
+    img = images(5)
+    kf = nodes["HueShiftKeyframeSelect"].execute(images=img, **KF).args[0]
+    per_frame = nodes["HueShiftDDPMColorize"].execute(images=images(4), model=tiny_model, **SAMPLE).args[0]
+    with pytest.raises(errors().InputError, match="connect the same images and keyframe plan"):
+        nodes["HueShiftPropagate"].execute(images=img, keyframes=kf, chroma=per_frame, scale=2)
+
+
+def test_lab_upscale_refuses_mismatched_inputs(tiny_model, nodes):
+    img = images(2)
+    (chroma,), _ = run(nodes["HueShiftDDPMColorize"], images=img, model=tiny_model, steps=1, sampler="ddim", seed=0,
+                       batch_size=2, working_size=16)
+    up = nodes["HueShiftLABUpscale"]
+    with pytest.raises(errors().InputError, match="'images' has 3 frames but the chroma is for a clip of 2"):
+        up.execute(images=images(3), chroma=chroma, method="guided")
+    with pytest.raises(errors().InputError, match="aspect"):
+        up.execute(images=images(2, 40, 24), chroma=chroma, method="bicubic")
+    out = up.execute(images=images(2, 48, 80), chroma=chroma, method="bicubic").args[0]  # same clip, larger
+    assert out.shape == (2, 48, 80, 3)
+    with pytest.raises(errors().InputError, match="IMAGE batch"):
+        up.execute(images=torch.zeros(2, 24, 40), chroma=chroma, method="guided")
+
+
+def test_cancel_stops_sampling(tiny_model, nodes, comfy):
+    comfy.model_management.interrupt_current_processing(True)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            nodes["HueShiftDDPMColorize"].execute(images=images(2), model=tiny_model, steps=50, sampler="ddim",
+                                                  seed=0, batch_size=1, working_size=16)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+
+
+# --- paths: inside ComfyUI's folders only ---------------------------------------------------------
+
+def test_input_paths_stay_in_the_input_folder(comfy, tmp_path, nodes):
+    common = pack_module("nodes.common")
+    inp = Path(comfy.folder_paths.get_input_directory())
+    (inp / "clips").mkdir()
+    (inp / "clips" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "secret.mp4").write_bytes(b"x")
+    (inp / "link.mp4").symlink_to(tmp_path / "secret.mp4")
+    assert common.resolve_input_file("clips/a.mp4") == os.path.realpath(inp / "clips" / "a.mp4")
+    assert common.resolve_input_file("clips/a.mp4 [input]").endswith("a.mp4")
+    for bad in ("../secret.mp4", "clips/../../secret.mp4", str(tmp_path / "secret.mp4"), "link.mp4"):
+        with pytest.raises(errors().InputError, match="outside ComfyUI's input folder"):
+            common.resolve_input_file(bad)
+    with pytest.raises(errors().VideoError, match="not found"):
+        common.resolve_input_file("clips/b.mp4")
+    with pytest.raises(errors().InputError, match="no video chosen"):
+        common.resolve_input_file("  ")
+    (inp / "notes.txt").write_text("x")
+    assert common.list_input_videos() == ["link.mp4"]  # top level, video extensions only
+    for node in ("HueShiftLoadVideoFrames", "HueShiftColorizeVideoFile"):
+        msg = nodes[node].validate_inputs(video="a.mp4", path="../secret.mp4")
+        assert "outside ComfyUI's input folder" in msg
+        assert "not found" in nodes[node].validate_inputs(video="missing.mp4", path="")
+
+
+def test_output_files_stay_in_the_output_folder(comfy):
+    common = pack_module("nodes.common")
+    out = Path(comfy.folder_paths.get_output_directory())
+    path, file, sub = common.output_file("HueShift/run", ".mp4")
+    assert (file, sub) == ("run_00001_.mp4", "HueShift") and Path(path).parent == out / "HueShift"
+    Path(path).write_bytes(b"x")
+    assert common.output_file("HueShift/run", ".mp4")[1] == "run_00002_.mp4"
+    for bad in ("../run", "/tmp/run", "a/../../run"):
+        with pytest.raises(errors().InputError, match="leaves ComfyUI's output folder"):
+            common.output_file(bad, ".mp4")
+
+
+def test_a_missing_core_stage_is_named(comfy):
+    with pytest.raises(errors().HueShiftError, match="needs hueshift_core.nonexistent"):
+        pack_module("nodes.common").core("nonexistent")
+
+
+# --- video files in and out -----------------------------------------------------------------------
+
+@pytest.fixture
+def clip(comfy):
+    """A colourful 10-frame 64x48 clip at 12 fps in ComfyUI's input folder; its name."""
+    video = pack_module("hueshift_core.video")
+    frames = (images(10, 48, 64, colour=True).numpy() * 255).round().astype(np.uint8)
+    with video.VideoWriter(Path(comfy.folder_paths.get_input_directory()) / "clip.mp4", 64, 48, 12) as w:
+        w.write(frames)
+    return "clip.mp4"
+
+
+def test_load_video_frames(clip, nodes, bars):
+    load = nodes["HueShiftLoadVideoFrames"]
+    assert clip in load.define_schema().inputs[0].options
+    assert load.validate_inputs(video=clip, path="") is True
+    (img, fps, count), text = run(load, video=clip, path="", frame_cap=0, skip_first=0, every_nth=1, max_size=0,
+                                  grey=False)
+    assert img.shape == (10, 48, 64, 3) and img.dtype == torch.float32 and count == 10 and fps == 12.0
+    assert pack_module("nodes.common").colour_note(img, "test") is not None and bars[-1].current == 10
+    (grey, fps, count), text = run(load, video="ignored.mp4", path=clip, frame_cap=3, skip_first=2, every_nth=2,
+                                max_size=32, grey=True)
+    assert grey.shape == (3, 24, 32, 3) and count == 3 and fps == 6.0
+    assert (grey.amax(-1) - grey.amin(-1)).max() < 2 / 255  # grey: equal channels
+    ref = torch.nn.functional.interpolate(img[[2, 4, 6]].permute(0, 3, 1, 2), size=(24, 32), mode="area")
+    ref_l = pack_module("hueshift_core.color").rgb_to_l(ref)
+    assert (pack_module("hueshift_core.color").rgb_to_l(grey.permute(0, 3, 1, 2)) - ref_l).abs().mean() < 1.5
+    assert "3 frames, 32x24" in text.value
+    with pytest.raises(errors().VideoError, match="no frames after skipping"):
+        load.execute(video=clip, path="", frame_cap=0, skip_first=50, every_nth=1, max_size=0, grey=True)
+
+
+def test_not_a_video_is_refused_at_validation(comfy, nodes):
+    (Path(comfy.folder_paths.get_input_directory()) / "notes.mp4").write_text("not a video")
+    for node in ("HueShiftLoadVideoFrames", "HueShiftColorizeVideoFile"):
+        msg = nodes[node].validate_inputs(video="notes.mp4", path="")
+        assert isinstance(msg, str) and "not a readable video" in msg
+
+
+@needs_core("pipeline", "keyframes", "propagate", "deflicker")
+def test_colorize_video_file(clip, tiny_model, nodes, comfy):
+    node = nodes["HueShiftColorizeVideoFile"]
+    kw = {"video": clip, "path": "", "mode": "keyframes", "steps": 2, "sampler": "ddim", "seed": 0,
+          "working_size": 16, "max_gap": 4, "deflicker": 0.5, "upscale": "guided", "frame_cap": 8, "model": tiny_model}
+    (video, path), ui_out = run(node, filename_prefix="HueShift/test", **kw)
+    assert path == os.path.join(comfy.folder_paths.get_output_directory(), "HueShift", "test_00001_.mp4")
+    assert video.get_stream_source() == path
+    info = pack_module("hueshift_core.video").probe(path)
+    assert (info.width, info.height, info.frame_count, info.fps) == (64, 48, 8, 12)
+    assert ui_out["images"] == [{"filename": "test_00001_.mp4", "subfolder": "HueShift", "type": "output"}]
+    assert "8 frames 64x48" in ui_out["text"][0] and "turned it grey" in ui_out["text"][0]
+    with pytest.raises(errors().InputError, match="leaves ComfyUI's output folder"):
+        node.execute(filename_prefix="../outside", **kw)
