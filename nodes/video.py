@@ -53,6 +53,30 @@ def _check_source(video: str, path: str) -> bool | str:
     return True
 
 
+def free_memory() -> int | None:
+    """Available RAM in bytes (psutil, a ComfyUI dependency; else POSIX sysconf), or None if unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+
+
+def _check_memory(info, frames: int, max_size: int) -> None:
+    """Refuse, before decoding, an IMAGE batch larger than half the free RAM (ComfyUI would be killed)."""
+    scale = min(1.0, max_size / max(info.width, info.height)) if max_size else 1.0
+    need = frames * round(info.width * scale) * round(info.height * scale) * 3 * 4
+    free = free_memory()
+    if free is not None and need > free / 2:
+        raise VideoError(f"{frames} frames of {info.width}x{info.height} need {need / 2**30:.1f} GiB as an IMAGE batch, "
+                         f"more than half the free memory ({free / 2**30:.1f} GiB): set frame_cap, every_nth or "
+                         "max_size, or use HueShift Colorize Video File, which streams")
+
+
 class LoadVideoFrames(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -100,7 +124,9 @@ class LoadVideoFrames(io.ComfyNode):
         src = _source(video, path)
         info = core("video").probe(src)
         left = max(1, -(-(info.frame_count - skip_first) // every_nth))
-        bar = progress(min(left, frame_cap) if frame_cap else left)
+        count = min(left, frame_cap) if frame_cap else left
+        _check_memory(info, count, max_size)
+        bar = progress(count)
         batches = []
         for batch in core("video").read_frames(src, 16, start=skip_first, max_frames=frame_cap or None,
                                                every_nth=every_nth, max_side=max_size or None):

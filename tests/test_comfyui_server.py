@@ -188,7 +188,11 @@ def test_pack_loads_every_node(server):
     assert any("ComfyUI-HueShift" in line for line in ours), "the pack was not loaded:\n" + text[-3000:]
     assert NODE_IDS <= set(server["object_info"]), sorted(NODE_IDS - set(server["object_info"]))
     for node_id in NODE_IDS:
-        assert server["object_info"][node_id]["category"] == "HueShift"
+        info = server["object_info"][node_id]
+        assert info["category"] == "HueShift"
+        for category in ("required", "optional"):
+            for name, spec in info["input"].get(category, {}).items():
+                assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
     templates = _get(server["base"], "/api/workflow_templates")
     ours = next(v for k, v in templates.items() if "HueShift" in k)
     assert set(ours) == {p.stem for p in WORKFLOWS}  # listed from example_workflows/ (and again from workflows/)
@@ -271,3 +275,28 @@ def test_bad_graphs_fail_with_a_clear_message(server):
     note = history["outputs"].get(col, {}).get("text", [""])[0]
     assert history["status"]["status_str"] == "success" and "turned them grey" in note, history["outputs"]
     print(f"[comfyui] colour input: {note}")
+
+
+def test_cancel_stops_sampling_promptly(server):
+    """1000 sampling steps take minutes on a CPU; Cancel (POST /interrupt) must end the run within seconds."""
+    prompt = _prompt(server, "hueshift_one_image.json", {("HueShiftDDPMColorize", "steps"): 1000,
+                                                         ("HueShiftDDPMColorize", "seed"): 2})
+    status, reply = post_prompt(server["base"], prompt)
+    assert status == 200, reply
+    col = next(k for k, n in prompt.items() if n["class_type"] == "HueShiftDDPMColorize")
+    t0 = time.time()
+    while time.time() - t0 < 120:  # wait until the sampler is running
+        queue = _get(server["base"], "/queue")
+        if queue["queue_running"]:
+            break
+        time.sleep(0.2)
+    time.sleep(3.0)
+    t_cancel = time.time()
+    urllib.request.urlopen(urllib.request.Request(server["base"] + "/interrupt", data=b"{}", method="POST"), timeout=30)
+    history = wait(server["base"], reply["prompt_id"], timeout=120)
+    stopped = time.time() - t_cancel
+    kinds = [m[0] for m in history["status"]["messages"]]
+    assert "execution_interrupted" in kinds, kinds
+    interrupted = next(m[1] for m in history["status"]["messages"] if m[0] == "execution_interrupted")
+    assert interrupted["node_id"] == col and stopped < 10, (interrupted, stopped)
+    print(f"\n[comfyui] Cancel during 1000-step sampling: stopped in {stopped:.2f} s at node {col} (DDPM Colorize)")

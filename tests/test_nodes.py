@@ -404,3 +404,10 @@ def test_colorize_video_file(clip, tiny_model, nodes, comfy):
     assert "8 frames 64x48" in ui_out["text"][0] and "turned it grey" in ui_out["text"][0]
     with pytest.raises(errors().InputError, match="leaves ComfyUI's output folder"):
         node.execute(filename_prefix="../outside", **kw)
+
+
+def test_a_video_too_big_for_memory_is_refused_before_decoding(clip, nodes, monkeypatch):
+    monkeypatch.setattr(pack_module("nodes.video"), "free_memory", lambda: 100_000)
+    with pytest.raises(errors().VideoError, match="more than half the free memory"):
+        nodes["HueShiftLoadVideoFrames"].execute(video=clip, path="", frame_cap=0, skip_first=0, every_nth=1,
+                                                 max_size=0, grey=True)
