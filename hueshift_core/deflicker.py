@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .propagate import compute_flow, fb_confidence, warp
+from .propagate import compute_flow, flow_confidence, warp
 
 
 class Deflicker:
@@ -38,7 +38,7 @@ class Deflicker:
             out = ab.astype(np.float32)
         else:
             f_back, f_fwd = flows if flows is not None else (compute_flow(l, self._prev_l), compute_flow(self._prev_l, l))
-            w = self.strength * fb_confidence(f_back, f_fwd)
+            w = self.strength * flow_confidence(l, self._prev_l, f_back, f_fwd)
             out = (w[..., None] * warp(self._prev_ab, f_back) + (1.0 - w[..., None]) * ab).astype(np.float32)
         self._prev_l, self._prev_ab = l, out
         return out

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .propagate import compute_flow, fb_confidence, warp
+from .propagate import compute_flow, flow_confidence, warp
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class KeyframeOptions:
     cut_ratio: float = 4.0
     min_shot: int = 4
     max_gap: int = 48
-    track_threshold: float = 0.6
+    track_threshold: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_gap < 1 or self.min_shot < 1:
@@ -132,7 +132,7 @@ def select_keyframes(l_frames: np.ndarray, options: KeyframeOptions = KeyframeOp
         if conf is not None:
             f_back = compute_flow(l, l_frames[i - 1])
             f_fwd = compute_flow(l_frames[i - 1], l)
-            conf = warp(conf, f_back) * fb_confidence(f_back, f_fwd)
+            conf = warp(conf, f_back) * flow_confidence(l, l_frames[i - 1], f_back, f_fwd)
         d = sel.push(l, tracked_share(conf) if conf is not None else None)
         if d.cut:
             plan.shot_starts.append(i)

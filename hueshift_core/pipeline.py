@@ -39,7 +39,7 @@ from .colorize import SampleOptions, get_model, make_noise, sample_ab, working_s
 from .deflicker import Deflicker
 from .errors import InputError, VideoError
 from .keyframes import KeyframeOptions, KeyframeSelector, tracked_share
-from .propagate import blend, carry, compute_flow, fb_confidence
+from .propagate import blend, carry, compute_flow, flow_confidence
 from .upscale import Upscale, upscale_ab
 from .video import VideoWriter, check_writable, probe, read_frames
 
@@ -197,8 +197,8 @@ class VideoPipeline:
                         f_back = compute_flow(l_prop, prev.l_prop)
                         f_fwd = compute_flow(prev.l_prop, l_prop)
                         f.flows = (f_back, f_fwd)
-                        f.conf_back = fb_confidence(f_back, f_fwd)
-                        f.conf_fwd = fb_confidence(f_fwd, f_back)
+                        f.conf_back = flow_confidence(l_prop, prev.l_prop, f_back, f_fwd)
+                        f.conf_fwd = flow_confidence(prev.l_prop, l_prop, f_fwd, f_back)
                 yield f
                 prev = f
                 i += 1

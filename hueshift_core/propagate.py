@@ -57,6 +57,25 @@ def fb_confidence(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float = 0.01,
     return np.clip(1.0 - (err - bound) / (3.0 * bound), 0.0, 1.0).astype(np.float32)
 
 
+def flow_confidence(l_a: np.ndarray, l_b: np.ndarray, flow_ab: np.ndarray, flow_ba: np.ndarray,
+                    photo_tol: float = 10.0) -> np.ndarray:
+    """Confidence in [0, 1] that ``flow_ab`` tracks each pixel of frame a into frame b.
+
+    The product of three checks: forward-backward consistency (:func:`fb_confidence`), brightness
+    constancy (``|L_a - L_b(p + f)|`` within ``photo_tol`` levels, falling to 0 at 3x that: catches new content
+    that a smooth flow field cannot reveal), and the target staying inside frame b (content that
+    left the view cannot be tracked).
+    """
+    conf = fb_confidence(flow_ab, flow_ba)
+    diff = np.abs(l_a.astype(np.float32) - warp(l_b.astype(np.float32), flow_ab))
+    conf *= np.clip(1.0 - (diff - photo_tol) / (2.0 * photo_tol), 0.0, 1.0)
+    h, w = flow_ab.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    tx, ty = gx + flow_ab[..., 0], gy + flow_ab[..., 1]
+    inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
+    return (conf * inside).astype(np.float32)
+
+
 def carry(ab: np.ndarray, conf: np.ndarray, flow_to_src: np.ndarray, step_conf: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray]:
     """One link of a propagation chain: colour and confidence of a source frame pulled into the
@@ -97,8 +116,10 @@ def propagate(l_frames: np.ndarray, key_ab: dict[int, np.ndarray], shot_starts: 
             raise InputError(f"shot {s0}..{s1 - 1} has no keyframe colour: select keyframes first")
         fw = [compute_flow(l_frames[i], l_frames[i - 1]) if i > s0 else None for i in range(s0, s1)]
         bw = [compute_flow(l_frames[i - 1], l_frames[i]) if i > s0 else None for i in range(s0, s1)]
-        conf_step = [fb_confidence(fw[j], bw[j]) if j else None for j in range(len(fw))]
-        conf_step_b = [fb_confidence(bw[j], fw[j]) if j else None for j in range(len(fw))]
+        conf_step = [flow_confidence(l_frames[s0 + j], l_frames[s0 + j - 1], fw[j], bw[j]) if j else None
+                     for j in range(len(fw))]
+        conf_step_b = [flow_confidence(l_frames[s0 + j - 1], l_frames[s0 + j], bw[j], fw[j]) if j else None
+                       for j in range(len(fw))]
 
         def chain_forward(k: int, stop: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
             res = {k: (key_ab[k].astype(np.float32), np.ones(l_frames.shape[1:], np.float32))}
