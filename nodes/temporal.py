@@ -46,7 +46,7 @@ class KeyframeSelect(io.ComfyNode):
                 io.Float.Input("cut_threshold", default=0.35, min=0.01, max=2.0, step=0.01,
                                tooltip="How different the lightness histograms of consecutive frames must be for a "
                                        "cut (L1 distance, 0..2; lower finds more cuts)."),
-                io.Float.Input("track_threshold", default=0.6, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("track_threshold", default=0.3, min=0.0, max=1.0, step=0.05,
                                tooltip="A new keyframe is taken when less than this share of the pixels still "
                                        "tracks back to the last keyframe."),
                 io.Int.Input("analysis_size", default=128, min=16, max=1024, step=8, tooltip=ANALYSIS_TOOLTIP),

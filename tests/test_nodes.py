@@ -237,7 +237,7 @@ def test_colour_input_is_turned_grey_and_said(tiny_model, nodes, caplog):
     assert colour_chroma.ab.shape == grey_chroma.ab.shape
 
 
-KF = {"max_gap": 2, "cut_threshold": 0.35, "track_threshold": 0.6, "analysis_size": 16}
+KF = {"max_gap": 2, "cut_threshold": 0.35, "track_threshold": 0.3, "analysis_size": 16}
 SAMPLE = {"steps": 2, "sampler": "ddim", "seed": 0, "batch_size": 8, "working_size": 16}
 
 
@@ -411,3 +411,25 @@ def test_a_video_too_big_for_memory_is_refused_before_decoding(clip, nodes, monk
     with pytest.raises(errors().VideoError, match="more than half the free memory"):
         nodes["HueShiftLoadVideoFrames"].execute(video=clip, path="", frame_cap=0, skip_first=0, every_nth=1,
                                                  max_size=0, grey=True)
+
+
+@needs_core("keyframes", "pipeline")
+def test_node_defaults_are_the_libraries_defaults(nodes):
+    """The nodes repeat hueshift_core's defaults (reading them would import PyAV/OpenCV at ComfyUI start-up)."""
+    def defaults(node_id):
+        return {i.id: i.default for i in nodes[node_id].define_schema().inputs}
+
+    kf = pack_module("hueshift_core.keyframes").KeyframeOptions()
+    pipe = pack_module("hueshift_core.pipeline").PipelineOptions()
+    sample = pack_module("hueshift_core.colorize").SampleOptions()
+    d = defaults("HueShiftKeyframeSelect")
+    assert (d["max_gap"], d["cut_threshold"], d["track_threshold"]) == (kf.max_gap, kf.cut_threshold, kf.track_threshold)
+    d = defaults("HueShiftColorizeVideoFile")
+    assert (d["mode"], d["deflicker"], d["upscale"], d["max_gap"]) == (pipe.mode, pipe.deflicker, pipe.upscale.value,
+                                                                       pipe.keyframes.max_gap)
+    assert (d["steps"], d["sampler"], d["working_size"]) == (sample.steps, sample.sampler.value, sample.short_side)
+    assert pack_module("nodes.video").MODES == pack_module("hueshift_core.pipeline").MODES
+    assert defaults("HueShiftDeflicker")["strength"] == pipe.deflicker
+    assert defaults("HueShiftPropagate")["scale"] == pipe.prop_scale
+    d = defaults("HueShiftDDPMColorize")
+    assert (d["steps"], d["batch_size"], d["working_size"]) == (sample.steps, sample.batch_size, sample.short_side)
