@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 
 import torch
+from common import machine  # benchmarks/common.py
 
 from hueshift_core.checkpoint import load_model, resolve_model_path
 from hueshift_core.colorize import sample_ab
@@ -38,14 +37,6 @@ def timed(fn, repeat: int, sync) -> float:
     return best
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -59,8 +50,7 @@ def main() -> None:
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     torch.set_grad_enabled(False)
-    results: dict = {"machine": f"{cpu_name()}, {os.cpu_count()} CPUs, "
-                                f"torch {torch.__version__}, {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}",
+    results: dict = {"machine": machine(args.device),
                      "device": str(dev), "dtype": str(dtype)}
 
     model = load_model(resolve_model_path(None), dev, dtype)

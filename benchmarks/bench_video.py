@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+from common import machine  # benchmarks/common.py
 
 from hueshift_core.colorize import SampleOptions, get_model
 from hueshift_core.pipeline import PipelineOptions, colorize_video
@@ -26,14 +24,6 @@ from hueshift_core.pipeline import PipelineOptions, colorize_video
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -53,8 +43,7 @@ def main() -> None:
         sys.exit(f"no clips found in {args.clips}")
     model = get_model(None, args.device)
     opts = PipelineOptions(mode=args.mode, sample=SampleOptions(steps=args.steps))
-    machine = f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, device {args.device}" + (
-        f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
+    where = machine(args.device)
     rows = []
     totals: dict[str, float] = {}
     frames_total, seconds_total = 0, 0.0
@@ -72,11 +61,11 @@ def main() -> None:
                 totals[k] = totals.get(k, 0.0) + v
             print(f"{clip.stem:16s} {res.frames:4d} frames {res.keyframes:3d} keyframes {wall:7.2f} s "
                   f"{res.frames / wall:6.2f} fps", flush=True)
-    summary = {"machine": machine, "mode": args.mode, "steps": args.steps, "frames": frames_total,
+    summary = {"machine": where, "mode": args.mode, "steps": args.steps, "frames": frames_total,
                "seconds": round(seconds_total, 2), "fps": round(frames_total / seconds_total, 2),
                "stage_ms_per_frame": {k: round(1000 * v / frames_total, 2) for k, v in totals.items()},
                "clips": rows}
-    print(f"\n{machine}\nmode {args.mode}: {frames_total} frames in {seconds_total:.1f} s = "
+    print(f"\n{where}\nmode {args.mode}: {frames_total} frames in {seconds_total:.1f} s = "
           f"{frames_total / seconds_total:.2f} fps end to end")
     for k, v in summary["stage_ms_per_frame"].items():
         print(f"  {k:10s} {v:8.2f} ms/frame")

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
+from common import machine  # benchmarks/common.py
 
-from hueshift_core.colorize import SampleOptions, get_model
+from hueshift_core.colorize import get_model
 from hueshift_core.evaluate import evaluate
 from hueshift_core.metrics import grey_like
 from hueshift_core.pipeline import PipelineOptions
@@ -38,14 +36,6 @@ COLUMNS = [("ciede2000", "ΔE00 ↓", "{:.2f}"), ("psnr", "PSNR ↑", "{:.2f}"),
            ("cdc", "CDC ↓", "{:.5f}"), ("warp_error", "warp error ↓", "{:.5f}")]
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def middle_frame(path: Path, index: int) -> np.ndarray:
@@ -74,7 +64,7 @@ def main() -> None:
         reports[name] = evaluate(clips, model, CONFIGS[name], save_dir=save, max_frames=args.max_frames,
                                  log=lambda s: print(f"[{name}] {s}", flush=True))
         reports[name]["settings"] = {"config": name, "max_frames": args.max_frames}
-        reports[name]["machine"] = f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, cpu"
+        reports[name]["machine"] = machine("cpu")
         (out / f"report-{name}.json").write_text(json.dumps(reports[name], indent=2))
         print(f"{name}: {time.perf_counter() - t:.0f} s", flush=True)
 
@@ -85,9 +75,9 @@ def main() -> None:
     for label, vals, fps in rows:
         cells = [fmt.format(vals[k]) if vals.get(k) is not None else "–" for k, _, fmt in COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {fps:.2f} |" if fps else f"| {label} | " + " | ".join(cells) + " | – |")
-    machine = reports[args.configs[0]]["machine"]
+    where = reports[args.configs[0]]["machine"]
     table = "\n".join(lines)
-    (out / "results.md").write_text(f"{table}\n\nMachine: {machine}. First {args.max_frames} frames of each of "
+    (out / "results.md").write_text(f"{table}\n\nMachine: {where}. First {args.max_frames} frames of each of "
                                     f"{len(clips)} clips; means over clips.\n")
     print(table)
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import ColorModel, load_model, resolve_model_path
-from .color import denormalize_ab, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
+from .color import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
 from .diffusion import SAMPLERS, Callback, Denoiser, Sampler, q_sample, sample_ddim, space_timesteps
 from .errors import InputError
 from .upscale import Upscale, upscale_ab

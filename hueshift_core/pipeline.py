@@ -20,7 +20,6 @@ the video's length. ``mode="per-frame"`` runs every frame through the diffusion 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator

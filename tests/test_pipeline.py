@@ -2,14 +2,13 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hueshift_core import colorize_video
 from hueshift_core.colorize import SampleOptions
-from hueshift_core.errors import HueShiftError, VideoError
+from hueshift_core.errors import VideoError
 from hueshift_core.keyframes import KeyframeOptions
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline
 from hueshift_core.colorize import get_model
