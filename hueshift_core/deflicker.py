@@ -1,10 +1,12 @@
 """Deflicker: a recursive temporal filter on ab along the optical flow (L never flickers: it is the input).
 
 ``ab'_t = w * warp(ab'_{t-1}) + (1 - w) * ab_t`` with ``w = strength * confidence_t``, where the
-confidence is the forward-backward consistency of the flow from frame t to t-1, so occluded or
-badly tracked pixels keep their own colour; the filter restarts at every shot cut. This is the
-causal filter of blind video temporal consistency methods (e.g. Lai et al. 2018's baseline, Bonneel
-et al. 2015) applied to chroma only; being a convex combination of colours it does not wash them out.
+confidence is that of the flow from frame t to t-1 (:func:`~hueshift_core.propagate.flow_confidence`:
+forward-backward consistency, brightness constancy, still in view), so occluded or badly tracked
+pixels keep their own colour; the filter restarts at every shot cut. This is the causal filter of
+blind video temporal consistency (Bonneel et al. 2015; the baseline of Lai et al. 2018) applied to
+chroma only. Each output is a convex combination of colours of one tracked point, so a steady
+colour keeps its saturation: only the frame-to-frame noise around it is averaged away.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from .propagate import compute_flow, flow_confidence, warp
 class Deflicker:
     """Streaming form: ``push(l, ab, cut)`` per frame in display order -> filtered ab.
 
-    ``l`` uint8 ``[h, w]`` (L scaled to 0..255), ``ab`` float32 ``[h, w, 2]`` (CIELAB units).
-    ``flows`` may be given to ``push`` when the caller has them (flow t -> t-1 and t-1 -> t).
+    ``l`` uint8 ``[h, w]`` (L scaled to 0..255), ``ab`` float32 ``[h, w, 2]`` (CIELAB units),
+    ``strength`` in [0, 1) (0 = off). A caller that already has them may pass ``flows`` (flow
+    t -> t-1, flow t-1 -> t) and ``conf`` (the confidence ``[h, w]`` of flow t -> t-1).
     """
 
-    def __init__(self, strength: float = 0.6) -> None:
+    def __init__(self, strength: float = 0.5) -> None:
         if not 0.0 <= strength < 1.0:
             raise InputError(f"deflicker strength must be in [0, 1), got {strength}")
         self.strength = strength
@@ -33,22 +36,27 @@ class Deflicker:
         self._prev_l = self._prev_ab = None
 
     def push(self, l: np.ndarray, ab: np.ndarray, cut: bool = False,
-             flows: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+             flows: tuple[np.ndarray, np.ndarray] | None = None, conf: np.ndarray | None = None) -> np.ndarray:
+        if l.ndim != 2 or ab.shape != (*l.shape, 2):
+            raise InputError(f"deflicker needs L [h, w] and ab [h, w, 2] of one size, got {l.shape} and {ab.shape}")
         if cut or self._prev_ab is None or self.strength == 0.0 or self._prev_l.shape != l.shape:
             out = ab.astype(np.float32)
         else:
             f_back, f_fwd = flows if flows is not None else (compute_flow(l, self._prev_l), compute_flow(self._prev_l, l))
-            w = self.strength * flow_confidence(l, self._prev_l, f_back, f_fwd)
-            out = (w[..., None] * warp(self._prev_ab, f_back) + (1.0 - w[..., None]) * ab).astype(np.float32)
+            if conf is None:
+                conf = flow_confidence(l, self._prev_l, f_back, f_fwd)
+            w = (self.strength * conf)[..., None]
+            out = (w * warp(self._prev_ab, f_back) + (1.0 - w) * ab).astype(np.float32)
         self._prev_l, self._prev_ab = l, out
         return out
 
 
 def deflicker(l_frames: np.ndarray, ab: np.ndarray, shot_starts: list[int] | None = None,
-              strength: float = 0.6) -> np.ndarray:
-    """Batch form: uint8 L ``[N, h, w]``, ab ``[N, h, w, 2]`` -> filtered ab ``[N, h, w, 2]``."""
-    if len(l_frames) != len(ab) or l_frames.shape[1:] != ab.shape[1:3]:
-        raise InputError(f"L {l_frames.shape} and ab {ab.shape} must have the same frames and size")
+              strength: float = 0.5) -> np.ndarray:
+    """Batch form: uint8 L ``[N, h, w]``, ab ``[N, h, w, 2]`` (CIELAB) -> filtered ab ``[N, h, w, 2]``;
+    the filter restarts at each index in ``shot_starts``."""
+    if l_frames.ndim != 3 or ab.ndim != 4 or len(l_frames) != len(ab) or l_frames.shape[1:] != ab.shape[1:3]:
+        raise InputError(f"L {l_frames.shape} and ab {ab.shape} must be [N, h, w] and [N, h, w, 2] of one size")
     starts = set(shot_starts or [])
     f = Deflicker(strength)
     return np.stack([f.push(l_frames[i], ab[i], cut=i in starts) for i in range(len(ab))])

@@ -1,28 +1,41 @@
 """The video pipeline: one streaming pass from grey frames to colour frames.
 
-Stages, per frame in display order (all but diffusion at the *propagation resolution*, by
-default twice the model's working resolution, e.g. 128x224 for 854x480):
+Stages, per frame in display order (all but diffusion and the final upscale at the *propagation
+resolution*, by default twice the model's working resolution, e.g. 128x224 for 854x480):
 
 1. L of the full frame (CIELAB, OpenCV's float conversion: fast, within 0.5 units of kornia's);
-2. flow to and from the previous frame on L (DIS), and its forward-backward confidence;
-3. shot cuts and keyframes (:mod:`~hueshift_core.keyframes`);
-4. keyframe colour from the diffusion model at the working resolution; later keyframes of a
-   shot start from the colour carried into them, partly re-noised (SDEdit), with the shot's noise;
+2. shot cuts on L (:mod:`~hueshift_core.keyframes`), then flow to and from the previous frame
+   of the shot (DIS) and its confidence (:mod:`~hueshift_core.propagate`);
+3. keyframes: every shot start, and when under ``track_threshold`` of the pixels still track
+   back to the last keyframe, or after ``max_gap`` frames;
+4. keyframe colour from the diffusion model at the working resolution. Later keyframes of a
+   shot start from the colour carried into them, re-noised to ``warm_start`` (SDEdit, Meng et
+   al. 2022), with the shot's one noise tensor (``share_noise``), so they agree with the earlier
+   keyframes instead of choosing new colours;
 5. colour carried from the keyframe before and the keyframe after along the flow, blended by
-   distance and confidence (:mod:`~hueshift_core.propagate`);
-6. deflicker along the flow (:mod:`~hueshift_core.deflicker`);
-7. chroma upscaled to full resolution guided by L (:mod:`~hueshift_core.upscale`), merged, to RGB.
+   temporal distance and confidence (:func:`~hueshift_core.propagate.blend`);
+6. deflicker along the flow (:mod:`~hueshift_core.deflicker`), restarted at cuts;
+7. chroma upscaled to full resolution guided by the full-resolution L
+   (:mod:`~hueshift_core.upscale`), merged with that L, to RGB.
 
-At most one keyframe segment (<= ``max_gap`` frames) is buffered, so memory does not grow with
-the video's length. ``mode="per-frame"`` runs every frame through the diffusion model instead
-(the original's method, the baseline), in batches.
+Memory: a segment (a keyframe and the frames up to the next one, <= ``max_gap`` + 1 frames) is
+held at the propagation resolution plus its full-resolution L as float16; ``max_segment_mb``
+shortens segments of very large frames. Nothing else grows with the video's length
+(``stats.max_buffered`` counts the frames held).
+
+Keyframes are sampled one at a time: the first keyframe of a shot is needed before its frames
+can be finished, and a later one starts from the colour carried into it, which needs the one
+before. ``mode="per-frame"`` runs every frame through the model instead (the original's method,
+the baseline), in batches of ``sample.batch_size``, with no propagation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -43,27 +56,31 @@ from .upscale import Upscale, upscale_ab
 from .video import VideoWriter, check_writable, probe, read_frames
 
 MODES = ("keyframes", "per-frame")
+UPSCALE_CHUNK_PIXELS = 4_000_000  # full-resolution pixels upscaled per torch call (~10 frames of 854x480)
 
 
 @dataclass(frozen=True)
 class PipelineOptions:
-    mode: str = "keyframes"
+    mode: str = "keyframes"  # "keyframes" (default) or "per-frame" (every frame through diffusion)
     sample: SampleOptions = SampleOptions()
     keyframes: KeyframeOptions = KeyframeOptions()
-    deflicker: float = 0.5  # 0 = off
+    deflicker: float = 0.5  # deflicker strength in [0, 1); 0 = off
     upscale: Upscale = Upscale.GUIDED
     warm_start: float = 0.5  # SDEdit strength for later keyframes of a shot; 1 = sample from scratch
     share_noise: bool = True  # one noise tensor per shot
-    prop_scale: int = 2  # propagation resolution = working resolution x this
+    prop_scale: int = 2  # propagation resolution = working resolution x this (capped at the frame size)
     decode_batch: int = 16
+    max_segment_mb: int = 1024  # full-resolution L held per segment; very large frames get shorter segments
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not 0.0 < self.warm_start <= 1.0:
             raise InputError(f"warm_start must be in (0, 1], got {self.warm_start}")
-        if self.prop_scale < 1:
-            raise InputError("prop_scale must be >= 1")
+        if not 0.0 <= self.deflicker < 1.0:
+            raise InputError(f"deflicker strength must be in [0, 1), got {self.deflicker}")
+        if self.prop_scale < 1 or self.decode_batch < 1 or self.max_segment_mb < 1:
+            raise InputError("prop_scale, decode_batch and max_segment_mb must be >= 1")
         object.__setattr__(self, "upscale", Upscale(self.upscale))
 
 
@@ -73,11 +90,11 @@ class _Frame:
     l_full: np.ndarray  # float16 [H, W], L in [0, 100]
     l_prop: np.ndarray  # uint8 [h, w], L * 2.55
     cut: bool
-    flows: tuple[np.ndarray, np.ndarray] | None = None  # (t -> t-1, t-1 -> t)
+    flows: tuple[np.ndarray, np.ndarray] | None = None  # (t -> t-1, t-1 -> t), None at a shot start
     conf_back: np.ndarray | None = None  # confidence of flow t -> t-1
     conf_fwd: np.ndarray | None = None  # confidence of flow t-1 -> t
     ab_fw: np.ndarray | None = None  # colour carried forward from the segment's keyframe
-    conf_fw: np.ndarray | None = None
+    conf_fw: np.ndarray | None = None  # its chained confidence
 
 
 @dataclass
@@ -86,100 +103,118 @@ class PipelineStats:
     keyframes: int = 0
     shots: int = 0
     colour_input: bool = False
-    max_buffered: int = 0
-    keyframe_jumps: list[float] = field(default_factory=list)  # mean |ab| change a warm start made at keyframes
+    max_buffered: int = 0  # most frames held at once (a segment and the next keyframe)
+    # per later keyframe: mean |ab| (CIELAB) between its sampled colour and the colour carried into it
+    # from the keyframe before, over the pixels that still track (chained confidence > 0.5)
+    keyframe_jumps: list[float] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
 class VideoPipeline:
-    """``VideoPipeline(model, options).run(batches)``: uint8 RGB batches ``[B, H, W, 3]`` in,
-    colorized uint8 RGB batches out, in order, streaming."""
+    """``VideoPipeline(model, options).run(batches)``: uint8 RGB batches ``[B, H, W, 3]`` (grey or
+    colour; only L is used) in, colorized uint8 RGB batches ``[B', H, W, 3]`` out, every frame
+    once and in order, streaming. Batch boundaries out differ from those in (segments)."""
 
     def __init__(self, model: ColorModel, options: PipelineOptions = PipelineOptions()) -> None:
         self.model, self.options = model, options
         self.stats = PipelineStats()
         self._gen = torch.Generator().manual_seed(options.sample.seed)
         self._noise: torch.Tensor | None = None
+        self._selector: KeyframeSelector | None = None
 
-    # ---- small stages --------------------------------------------------------------------------
+    @contextmanager
     def _timed(self, name: str):
-        stats = self.stats
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stats.seconds[name] += time.perf_counter() - t
 
-        class _T:
-            def __enter__(self_inner):
-                self_inner.t = time.perf_counter()
-
-            def __exit__(self_inner, *exc):
-                stats.seconds[name] += time.perf_counter() - self_inner.t
-        return _T()
-
-    def _sizes(self, h: int, w: int) -> None:
+    def _start(self, h: int, w: int) -> None:
+        """Sizes and the keyframe selector, once the first frame's size is known."""
         opts = self.options.sample
         self.work = working_size(h, w, opts.short_side, self.model.info.config.multiple, opts.max_long_side)
         s = self.options.prop_scale
         self.prop = (min(h, self.work[0] * s), min(w, self.work[1] * s))
         self.full = (h, w)
+        kf = self.options.keyframes
+        fit = max(1, self.options.max_segment_mb * 2**20 // (2 * h * w) - 1)  # float16 L per frame
+        if fit < kf.max_gap:
+            kf = dataclasses.replace(kf, max_gap=fit, min_gap=min(kf.min_gap, fit))
+        self._selector = KeyframeSelector(kf)
 
     def _lab(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        """uint8 RGB ``[H, W, 3]`` -> (L float32 ``[H, W]`` in [0, 100], mean |a|,|b| on a sparse grid)."""
         lab = cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
-        chroma = float(np.abs(lab[::8, ::8, 1:]).mean())
-        return lab[..., 0], chroma
+        return lab[..., 0], float(np.abs(lab[::8, ::8, 1:]).mean())
 
-    def _sample(self, l_props: list[np.ndarray], init: list[np.ndarray | None]) -> list[np.ndarray]:
-        """Keyframe colour at the working resolution -> ab at the propagation resolution."""
-        o = self.options.sample
+    def _sample(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None,
+                conf: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Keyframe colour: uint8 L at the propagation resolution -> ab float32 ``[h, w, 2]`` (CIELAB)
+        there, sampled at the working resolution. ``init`` (carried colour, with its confidence
+        ``conf``) warm-starts the sampler when ``warm_start < 1``; the jump from it is recorded."""
+        o, opts = self.options.sample, self.options
         l = torch.from_numpy(np.stack(l_props)).float()[:, None] / 2.55
         l_work = normalize_l(F.interpolate(l, size=self.work, mode="area"))
-        warm = init[0] is not None and self.options.warm_start < 1.0
         noise = None
-        if self.options.share_noise:
+        if opts.share_noise:
             if self._noise is None:
                 self._noise = make_noise((1, 2, *self.work), self._gen)
             noise = self._noise.expand(len(l_props), -1, -1, -1).contiguous()
+        warm = init is not None and opts.warm_start < 1.0
         init_ab = None
         if warm:
             ab0 = torch.from_numpy(np.stack(init)).permute(0, 3, 1, 2)
             init_ab = normalize_ab(F.interpolate(ab0, size=self.work, mode="area"))
         with self._timed("diffusion"):
             ab = sample_ab(self.model, l_work, steps=o.steps, sampler=o.sampler, generator=self._gen, eta=o.eta,
-                           init_ab=init_ab, strength=self.options.warm_start if warm else 1.0, noise=noise)
+                           init_ab=init_ab, strength=opts.warm_start if warm else 1.0, noise=noise)
         ab = F.interpolate(denormalize_ab(ab.float().cpu()), size=self.prop, mode="bicubic", align_corners=False)
         out = [a.permute(1, 2, 0).numpy().astype(np.float32) for a in ab]
-        if warm:
-            self.stats.keyframe_jumps.extend(float(np.abs(o_ - i_).mean()) for o_, i_ in zip(out, init))
+        if init is not None:
+            for new, old, c in zip(out, init, conf or [None] * len(out)):
+                mask = c > 0.5 if c is not None and (c > 0.5).any() else np.ones(new.shape[:2], bool)
+                self.stats.keyframe_jumps.append(float(np.abs(new - old)[mask].mean()))
         return out
 
     def _finish(self, frames: list[_Frame], abs_: list[np.ndarray], deflicker: Deflicker) -> np.ndarray:
-        """Deflicker, upscale, merge: -> uint8 RGB [B, H, W, 3]."""
-        out = []
-        for f, ab in zip(frames, abs_):
-            with self._timed("deflicker"):
-                ab = deflicker.push(f.l_prop, ab, cut=f.cut, flows=f.flows)
+        """Deflicker, upscale, merge: frames with ab at the propagation resolution -> uint8 RGB [B, H, W, 3]."""
+        with self._timed("deflicker"):
+            abs_ = [deflicker.push(f.l_prop, ab, cut=f.cut, flows=f.flows, conf=f.conf_back)
+                    for f, ab in zip(frames, abs_)]
+        out = np.empty((len(frames), *self.full, 3), np.uint8)
+        chunk = max(1, UPSCALE_CHUNK_PIXELS // (self.full[0] * self.full[1]))
+        for i in range(0, len(frames), chunk):
+            part = frames[i:i + chunk]
             with self._timed("upscale"):
-                l_full = torch.from_numpy(f.l_full.astype(np.float32))[None, None]
-                ab_full = upscale_ab(torch.from_numpy(ab).permute(2, 0, 1)[None], l_full, self.options.upscale)
-                lab = np.concatenate([f.l_full.astype(np.float32)[..., None],
-                                      ab_full[0].permute(1, 2, 0).numpy()], axis=-1)
+                l_full = torch.from_numpy(np.stack([f.l_full for f in part]).astype(np.float32))[:, None]
+                ab_small = torch.from_numpy(np.stack(abs_[i:i + chunk])).permute(0, 3, 1, 2)
+                ab_full = upscale_ab(ab_small, l_full, self.options.upscale).permute(0, 2, 3, 1).numpy()
             with self._timed("to_rgb"):
-                rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-                out.append((np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+                for j in range(len(part)):
+                    lab = np.concatenate([l_full[j, 0].numpy()[..., None], ab_full[j]], axis=-1)
+                    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+                    out[i + j] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
         self.stats.frames += len(out)
-        return np.stack(out)
+        return out
 
     # ---- the pass ------------------------------------------------------------------------------
     def _frames(self, batches: Iterator[np.ndarray]) -> Iterator[_Frame]:
-        """Decoded RGB -> _Frame with L, flows to the previous frame, cut flag."""
-        selector_cuts = KeyframeSelector(self.options.keyframes).cuts
+        """Decoded RGB -> _Frame with L, the cut flag and, inside a shot, flows to the previous frame."""
         prev: _Frame | None = None
         i = 0
-        t_dec = time.perf_counter()
-        for batch in batches:
-            self.stats.seconds["decode"] += time.perf_counter() - t_dec
-            if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
-                raise InputError(f"frames must be uint8 [B, H, W, 3], got {batch.dtype} {batch.shape}")
+        it = iter(batches)
+        while True:
+            with self._timed("decode"):
+                batch = next(it, None)
+            if batch is None:
+                return
+            if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
+                got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
+                raise InputError(f"frames must be uint8 RGB batches [B, H, W, 3], got {got}")
             for rgb in batch:
                 if i == 0:
-                    self._sizes(*rgb.shape[:2])
+                    self._start(*rgb.shape[:2])
                 elif rgb.shape[:2] != self.full:
                     raise VideoError(f"frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, the video started at "
                                      f"{self.full[1]}x{self.full[0]}: frame size must not change")
@@ -187,9 +222,10 @@ class VideoPipeline:
                     l_full, chroma = self._lab(rgb)
                     if i < 8 and chroma > 2.0:
                         self.stats.colour_input = True
-                    l_prop = cv2.resize((l_full * 2.55).astype(np.float32), self.prop[::-1],
-                                        interpolation=cv2.INTER_AREA).round().clip(0, 255).astype(np.uint8)
-                cut = selector_cuts.push(l_prop)
+                    l_prop = cv2.resize(l_full * 2.55, self.prop[::-1], interpolation=cv2.INTER_AREA)
+                    l_prop = (l_prop + 0.5).clip(0, 255).astype(np.uint8)
+                with self._timed("keyframes"):
+                    cut = self._selector.cuts.push(l_prop)
                 f = _Frame(i, l_full.astype(np.float16), l_prop, cut)
                 if prev is not None and not cut:
                     with self._timed("flow"):
@@ -201,69 +237,58 @@ class VideoPipeline:
                 yield f
                 prev = f
                 i += 1
-            t_dec = time.perf_counter()
 
     def run(self, batches: Iterator[np.ndarray], progress: Callable[[int], None] | None = None
             ) -> Iterator[np.ndarray]:
-        if self.options.mode == "per-frame":
-            yield from self._run_per_frame(batches, progress)
-        else:
-            yield from self._run_keyframes(batches, progress)
+        """Colorize a stream of uint8 RGB batches; ``progress(n)`` is told of every n frames yielded."""
+        frames = self._frames(batches)
+        out = self._run_per_frame(frames) if self.options.mode == "per-frame" else self._run_keyframes(frames)
+        for batch in out:
+            if progress is not None:
+                progress(len(batch))
+            yield batch
 
-    def _emit(self, out: np.ndarray, progress: Callable[[int], None] | None) -> np.ndarray:
-        if progress is not None:
-            progress(len(out))
-        return out
-
-    def _run_per_frame(self, batches, progress):
+    def _run_per_frame(self, frames: Iterator[_Frame]) -> Iterator[np.ndarray]:
         deflicker = Deflicker(self.options.deflicker)
         pending: list[_Frame] = []
-        n = self.options.sample.batch_size
-        for f in self._frames(batches):
+        for f in frames:
             pending.append(f)
             self.stats.max_buffered = max(self.stats.max_buffered, len(pending))
-            if f.cut:
-                self.stats.shots += 1
-            if len(pending) == n:
-                yield self._emit(self._per_frame_batch(pending, deflicker), progress)
+            self.stats.shots += f.cut
+            if len(pending) == self.options.sample.batch_size:
+                yield self._per_frame_batch(pending, deflicker)
                 pending = []
         if pending:
-            yield self._emit(self._per_frame_batch(pending, deflicker), progress)
+            yield self._per_frame_batch(pending, deflicker)
 
     def _per_frame_batch(self, frames: list[_Frame], deflicker: Deflicker) -> np.ndarray:
         self.stats.keyframes += len(frames)
-        abs_ = self._sample([f.l_prop for f in frames], [None] * len(frames))
-        return self._finish(frames, abs_, deflicker)
+        return self._finish(frames, self._sample([f.l_prop for f in frames]), deflicker)
 
-    def _run_keyframes(self, batches, progress):
-        opts = self.options
-        deflicker = Deflicker(opts.deflicker)
-        selector = KeyframeSelector(opts.keyframes)
+    def _close(self, seg: list[_Frame], key_ab: np.ndarray, nxt: _Frame | None, nxt_ab: np.ndarray | None,
+               deflicker: Deflicker) -> np.ndarray:
+        """Colour a segment (its keyframe ``seg[0]`` and the frames before the next keyframe ``nxt``,
+        or the end of the shot when ``nxt`` is None) and finish it."""
+        abs_ = [key_ab]
+        if nxt is None:  # end of shot or video: forward only
+            abs_ += [f.ab_fw for f in seg[1:]]
+        else:
+            with self._timed("propagate"):
+                frames = seg + [nxt]
+                ab_b, conf_b = nxt_ab, np.ones(nxt.l_prop.shape, np.float32)
+                back = {}
+                for j in range(len(frames) - 1, 1, -1):  # carry frame j's colour to j-1 along flow (j-1 -> j)
+                    ab_b, conf_b = carry(ab_b, conf_b, frames[j].flows[1], frames[j].conf_fwd)
+                    back[j - 1] = (ab_b, conf_b)
+                n = len(seg)
+                abs_ += [blend(seg[j].ab_fw, seg[j].conf_fw, *back[j], j / n) for j in range(1, n)]
+        return self._finish(seg, abs_, deflicker)
+
+    def _run_keyframes(self, frames: Iterator[_Frame]) -> Iterator[np.ndarray]:
+        deflicker = Deflicker(self.options.deflicker)
         seg: list[_Frame] = []  # seg[0] is the segment's keyframe, already coloured
         key_ab: np.ndarray | None = None
-
-        def close(next_key: _Frame | None, next_ab: np.ndarray | None) -> np.ndarray:
-            """Colour seg[0..] (the keyframe and the frames before ``next_key``) and finish them."""
-            abs_ = [key_ab]
-            if next_key is None:  # end of shot or video: forward only
-                abs_ += [f.ab_fw for f in seg[1:]]
-            else:
-                with self._timed("propagate"):
-                    frames = seg + [next_key]
-                    ab_b, conf_b = next_ab, np.ones_like(next_key.conf_fw if next_key.conf_fw is not None
-                                                         else next_key.l_prop, dtype=np.float32)
-                    back = {}
-                    for j in range(len(frames) - 1, 0, -1):  # carry from frame j to j-1 along flow (j-1 -> j)
-                        f_j = frames[j]
-                        ab_b, conf_b = carry(ab_b, conf_b, f_j.flows[1], f_j.conf_fwd)
-                        back[j - 1] = (ab_b, conf_b)
-                    n = len(seg)
-                    for j in range(1, n):
-                        f = seg[j]
-                        abs_.append(blend(f.ab_fw, f.conf_fw, back[j][0], back[j][1], j / n))
-            return self._finish(seg, abs_, deflicker)
-
-        for f in self._frames(batches):
+        for f in frames:
             tracked = None
             if seg and not f.cut:
                 with self._timed("propagate"):
@@ -272,25 +297,24 @@ class VideoPipeline:
                     src_conf = np.ones(f.l_prop.shape, np.float32) if len(seg) == 1 else prev.conf_fw
                     f.ab_fw, f.conf_fw = carry(src_ab, src_conf, f.flows[0], f.conf_back)
                 tracked = tracked_share(f.conf_fw)
-            decision = selector.push(f.l_prop, tracked)
+            decision = self._selector.decide(f.cut, tracked)
+            self.stats.max_buffered = max(self.stats.max_buffered, len(seg) + 1)
             if decision.cut or not seg:
                 if seg:
-                    yield self._emit(close(None, None), progress)
+                    yield self._close(seg, key_ab, None, None, deflicker)
                 self.stats.shots += 1
                 self.stats.keyframes += 1
                 self._noise = None  # a new shot draws new noise
-                seg, key_ab = [f], self._sample([f.l_prop], [None])[0]
+                seg, key_ab = [f], self._sample([f.l_prop])[0]
             elif decision.keyframe:
                 self.stats.keyframes += 1
-                new_ab = self._sample([f.l_prop], [f.ab_fw])[0]
-                yield self._emit(close(f, new_ab), progress)
-                f.cut = False
+                new_ab = self._sample([f.l_prop], [f.ab_fw], [f.conf_fw])[0]
+                yield self._close(seg, key_ab, f, new_ab, deflicker)
                 seg, key_ab = [f], new_ab
             else:
                 seg.append(f)
-            self.stats.max_buffered = max(self.stats.max_buffered, len(seg))
         if seg:
-            yield self._emit(close(None, None), progress)
+            yield self._close(seg, key_ab, None, None, deflicker)
 
 
 @dataclass
@@ -300,13 +324,14 @@ class VideoResult:
     width: int
     height: int
     fps: Fraction
-    seconds: float
+    seconds: float  # wall time of the whole call (probe, model load, decode ... encode)
     keyframes: int
     shots: int
-    colour_input: bool
+    colour_input: bool  # the input had colour: it was turned grey first
     encoder: str
-    stage_seconds: dict[str, float]
-    keyframe_jumps: list[float]
+    stage_seconds: dict[str, float]  # decode, lab, keyframes, flow, propagate, diffusion, deflicker, upscale, to_rgb, encode
+    keyframe_jumps: list[float]  # see PipelineStats.keyframe_jumps
+    max_buffered: int = 0
 
     @property
     def fps_processed(self) -> float:
@@ -316,10 +341,13 @@ class VideoResult:
 def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | Path | None = None,
                    options: PipelineOptions = PipelineOptions(), *, device: str = "cpu",
                    progress: Callable[[int], None] | None = None, max_frames: int | None = None) -> VideoResult:
-    """Colorize the video ``src`` into ``dst`` (H.264 mp4, same size, frame count and rate, audio kept).
+    """Colorize the video ``src`` into ``dst``: H.264 mp4 of the same size, frame count and frame
+    rate, with ``src``'s audio track when it has one.
 
-    ``dst`` appears only when complete. ``progress(n)`` is called with the number of frames
-    finished since the last call. Raises :class:`~hueshift_core.errors.HueShiftError` on bad input.
+    ``model``: a loaded model, a checkpoint path, or None for the shipped default (loaded on
+    ``device``). ``dst`` appears only when complete: an error or Ctrl-C leaves no file.
+    ``progress(n)`` is called with the number of frames finished since the last call.
+    Raises :class:`~hueshift_core.errors.HueShiftError` on bad input, before any work when it can.
     """
     t0 = time.perf_counter()
     info = probe(src)
@@ -329,8 +357,8 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
     if not isinstance(model, ColorModel):
         model = get_model(model, device)
     pipe = VideoPipeline(model, options)
+    encode = 0.0
     with VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None) as writer:
-        encode = 0.0
         for out in pipe.run(read_frames(src, options.decode_batch, max_frames=max_frames), progress):
             t = time.perf_counter()
             writer.write(out)
@@ -339,4 +367,4 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
     pipe.stats.seconds["encode"] = encode + time.perf_counter() - t
     s = pipe.stats
     return VideoResult(str(dst), s.frames, info.width, info.height, info.fps, time.perf_counter() - t0, s.keyframes,
-                       s.shots, s.colour_input, writer.encoder, dict(s.seconds), s.keyframe_jumps)
+                       s.shots, s.colour_input, writer.encoder, dict(s.seconds), s.keyframe_jumps, s.max_buffered)
