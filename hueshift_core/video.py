@@ -1,14 +1,13 @@
 """Streaming video decode and encode (PyAV), with named metadata and the right colours.
 
 * :func:`probe` -> :class:`VideoInfo`; :func:`read_frames` yields uint8 RGB batches
-  ``[B, H, W, 3]`` decoded frame by frame (memory bounded by the batch);
-* :class:`VideoWriter` encodes H.264 to a temporary file and renames it when complete, so
-  an error or Ctrl-C never leaves a half-written video; it can copy the audio of a source.
+  ``[B, H, W, 3]`` decoded one frame at a time (memory bounded by the batch);
+* :class:`VideoWriter` encodes H.264 into a hidden temporary file and renames it when complete,
+  so an error or Ctrl-C never leaves a half-written video; it can carry over a source's audio.
 
-Colour: YUV -> RGB uses the stream's own matrix and range (BT.709 / BT.601, tv / pc); an
-untagged stream is BT.709 from 720 lines up and BT.601 below (what players assume). Output is
-encoded as BT.709, tv range, and tagged so. Odd sizes keep their exact size: yuv420p needs even
-sides, so those are encoded as yuv444p (High 4:4:4 profile).
+Colour: YUV -> RGB uses the stream's own matrix and range (BT.709 / BT.601 / ..., tv / pc);
+an untagged stream is BT.709 from 720 lines up and BT.601 below, tv range (what players assume).
+Output is converted with BT.709, tv range, and tagged so (matrix, primaries, transfer, range).
 """
 
 from __future__ import annotations
@@ -24,167 +23,322 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
 
-from .errors import VideoError
+from .errors import InputError, VideoError
 
 log = logging.getLogger(__name__)
 
-ENCODERS = ("libx264", "libopenh264", "mpeg4")
+ENCODERS = ("libx264", "libopenh264", "mpeg4")  # preference order
+ODD_SIZE_ENCODERS = ("libx264", "mpeg4")  # libopenh264 only takes even sizes
 MAX_PIXELS = 8192 * 8192
+EXACT_COUNT_MAX_BYTES = 256 << 20  # without an index, count packets of files up to this size
+MP4_AUDIO = {"aac", "mp3", "opus", "alac", "ac3", "eac3", "flac"}  # codecs mp4/mov carry as they are
+FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}  # anything else: mp4
+# AVCOL_SPC_* -> (our name, swscale's name)
+MATRICES = {1: ("bt709", "itu709"), 4: ("fcc", "fcc"), 5: ("bt601", "itu601"), 6: ("bt601", "itu601"),
+            7: ("smpte240m", "smpte240m"), 9: ("bt2020", "bt2020"), 10: ("bt2020", "bt2020")}
+# Full-chroma interpolation + accurate rounding: flat colours come back exact (the fast path is ~2 levels off).
+DECODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+ENCODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """What :func:`probe` learns about a video. Colours are those the decoder will use."""
+
     path: str
     width: int
     height: int
     fps: Fraction
     frame_count: int
-    frame_count_exact: bool
+    frame_count_exact: bool  # False: duration x fps, an estimate
     duration_s: float
     has_audio: bool
-    codec: str
-    pix_fmt: str
-    color_space: str
-    color_range: str
+    codec: str  # e.g. "h264"
+    pix_fmt: str  # e.g. "yuv420p"
+    color_space: str  # matrix: "bt709", "bt601", "smpte240m", "bt2020", "fcc", "rgb" or "gray"
+    color_range: str  # "tv" (16-235) or "pc" (0-255)
+    color_tagged: bool  # False: the file does not name its matrix; bt709 from 720 lines up, else bt601
 
 
 def available_encoders() -> list[str]:
-    """The H.264 (or fallback) encoders this PyAV build has, best first."""
+    """The video encoders this PyAV build has, best first (libx264, libopenh264, mpeg4)."""
     return [e for e in ENCODERS if e in av.codecs_available]
 
 
-def _open(path: str | os.PathLike) -> av.container.InputContainer:
+def _check_readable(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.exists():
-        raise VideoError(f"video not found: {p}")
+        raise VideoError(f"video not found: {p}; check the path")
     if p.is_dir():
-        raise VideoError(f"{p} is a folder, not a video file")
+        raise VideoError(f"{p} is a folder, not a video file; give the path of a video inside it")
     if p.stat().st_size == 0:
-        raise VideoError(f"{p} is empty (0 bytes)")
+        raise VideoError(f"{p} is empty (0 bytes); the copy or download probably failed, get the file again")
+    return p
+
+
+def _open(path: str | os.PathLike) -> av.container.InputContainer:
+    p = _check_readable(path)
     try:
         container = av.open(str(p))
+    except PermissionError:
+        raise VideoError(f"cannot read {p}: permission denied; fix its permissions") from None
+    except av.error.EOFError:
+        raise VideoError(f"{p} ends before its first frame: it holds no frames or is cut short; "
+                         "check the file or get it again") from None
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
-        raise VideoError(f"{p} is not a readable video ({err.__class__.__name__}): check the file or re-encode it") from None
-    if not container.streams.video:
+        reason = getattr(err, "strerror", None) or err.__class__.__name__
+        raise VideoError(f"{p} is not a readable video ({reason}): it is not a video, or an mp4 cut short before "
+                         "its index; check the file or re-encode it") from None
+    fmt = container.format.name
+    if fmt == "image2" or fmt.endswith("_pipe"):
         container.close()
-        raise VideoError(f"{p} has no video stream")
+        raise VideoError(f"{p} is a still image ({fmt.removesuffix('_pipe')}), not a video; "
+                         "give a video file (mp4, mov, mkv, ...)")
+    if _video(container) is None:
+        kinds = sorted({"cover image" if s in container.streams.video else s.type for s in container.streams})
+        container.close()
+        raise VideoError(f"{p} has no video stream ({'only ' + ', '.join(kinds) if kinds else 'no streams at all'});"
+                         " give a video file")
     return container
 
 
-def _matrix(frame: av.VideoFrame) -> tuple[str, str]:
-    """(src_colorspace, src_color_range) names for PyAV's reformatter."""
-    cs = int(frame.colorspace or 2)
-    if cs == 1:
-        space = "itu709"
-    elif cs in (5, 6):
-        space = "itu601"
-    elif cs == 7:
-        space = "smpte240m"
-    elif cs in (9, 10):
-        space = "bt2020"
-    else:  # unspecified: what players assume
-        space = "itu709" if frame.height >= 720 else "itu601"
-    full = int(frame.color_range or 0) == 2 or frame.format.name.startswith("yuvj")
-    return space, ("JPEG" if full else "MPEG")
+def _video(container: av.container.Container) -> av.video.stream.VideoStream | None:
+    """The first video stream that is not a cover image (``attached_pic``, as music files carry)."""
+    return next((s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic), None)
 
 
-def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame -> uint8 RGB ``[H, W, 3]`` with its own colour matrix and range."""
-    if frame.format.name in ("rgb24", "bgr24", "gray", "rgba", "bgra", "gbrp"):
-        return frame.to_ndarray(format="rgb24")
-    space, rng = _matrix(frame)
-    return frame.to_ndarray(format="rgb24", src_colorspace=space, src_color_range=rng, dst_color_range="JPEG")
+def _decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+            bad: list[int]) -> Iterator[av.VideoFrame]:
+    """Frames of ``stream``, skipping packets that fail (appended to ``bad``) and flushing at the end.
+
+    ``container.decode`` would raise on the cut-off last packet of a truncated file and lose the
+    frames still inside the decoder; this skips that packet and yields them.
+    """
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.FFmpegError:  # demuxer gave up: data missing
+            bad.append(-1)
+            break
+        if packet.size == 0:
+            continue
+        if packet.is_corrupt:  # e.g. the cut-off last packet: with frame threads it would cost more frames
+            bad.append(packet.pts if packet.pts is not None else -1)
+            continue
+        try:
+            yield from stream.decode(packet)
+        except av.error.FFmpegError:
+            bad.append(packet.pts if packet.pts is not None else -1)
+    try:
+        yield from stream.decode(None)
+    except av.error.FFmpegError:
+        bad.append(-1)
+
+
+def _colour(frame: av.VideoFrame, stream: av.video.stream.VideoStream | None) -> tuple[str, str, bool, str | None, str]:
+    """(matrix, range, tagged, swscale matrix or None for non-YUV, swscale range) of a decoded frame.
+
+    The frame's own tags first, then the stream's (a container may tag what the bitstream does not).
+    """
+    fmt = frame.format
+    if fmt.is_rgb or fmt.has_palette:
+        return "rgb", "pc", True, None, "JPEG"
+    if len(fmt.components) < 3:
+        return "gray", "pc", True, None, "JPEG"
+    cc = stream.codec_context if stream is not None else None
+    spc = int(frame.colorspace) if int(frame.colorspace) in MATRICES else int(cc and cc.colorspace or 2)
+    full = (int(frame.color_range or 0) or int(cc and cc.color_range or 0)) == 2 or fmt.name.startswith("yuvj")
+    name, sws = MATRICES.get(spc) or (("bt709", "itu709") if frame.height >= 720 else ("bt601", "itu601"))
+    return name, ("pc" if full else "tv"), spc in MATRICES, sws, ("JPEG" if full else "MPEG")
+
+
+def frame_to_rgb(frame: av.VideoFrame, stream: av.video.stream.VideoStream | None = None,
+                 reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """A decoded frame -> uint8 RGB ``[H, W, 3]``, converted with its own matrix and range."""
+    reformatter = reformatter or VideoReformatter()
+    _, _, _, matrix, rng = _colour(frame, stream)
+    if matrix is None:
+        return reformatter.reformat(frame, format="rgb24").to_ndarray()
+    rgb = reformatter.reformat(frame, format="rgb24", src_colorspace=matrix, src_color_range=rng,
+                               dst_color_range="JPEG", interpolation=DECODE_FLAGS)
+    return rgb.to_ndarray()
 
 
 def count_frames(path: str | os.PathLike) -> int:
-    """Exact number of video frames, by demuxing packets (no decoding)."""
+    """Exact number of video frames, by demuxing packets (reads the file, decodes nothing).
+
+    Cut-off packets (the end of a truncated file) are not counted.
+    """
     with _open(path) as c:
-        stream = c.streams.video[0]
+        n = 0
         try:
-            return sum(1 for pkt in c.demux(stream) if pkt.size)
-        except av.error.FFmpegError:
-            return 0
+            for packet in c.demux(_video(c)):
+                n += packet.size > 0 and not packet.is_corrupt
+        except av.error.FFmpegError:  # truncated: count what is there
+            pass
+        return n
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's metadata and check that at least one frame decodes."""
-    with _open(path) as c:
-        s = c.streams.video[0]
-        fps = s.average_rate or s.guessed_rate or Fraction(25)
-        try:
-            first = next(c.decode(s), None)
-        except av.error.FFmpegError:
-            first = None
+    """Read a video's metadata and check that its first frame decodes.
+
+    ``frame_count`` comes from the container's index (mp4, mov) or, for smaller files without
+    one, from counting packets: both exact. Otherwise it is duration x fps and
+    ``frame_count_exact`` is False. A truncated file may decode fewer frames than its index lists.
+    """
+    p = _check_readable(path)
+    with _open(p) as c:
+        s = _video(c)
+        first = next(_decode(c, s, []), None)
         if first is None:
-            raise VideoError(f"{path} has no decodable video frames: the file is empty, truncated or corrupt")
+            raise VideoError(f"{p} has no decodable video frames: it has zero frames or is truncated or corrupt; "
+                             "check the file or re-encode it")
         if first.width * first.height > MAX_PIXELS:
-            raise VideoError(f"{path} is {first.width}x{first.height}: frames above {MAX_PIXELS} pixels are not supported")
-        space, rng = _matrix(first)
-        frames = int(s.frames or 0)
-        exact = frames > 0
-        if not exact:
-            dur = float(s.duration * s.time_base) if s.duration else (c.duration or 0) / av.time_base
-            frames = max(1, round(dur * float(fps)))
+            raise VideoError(f"{p} is {first.width}x{first.height}: frames above {MAX_PIXELS} pixels are not "
+                             "supported; downscale it first")
+        fps = Fraction(s.average_rate or s.guessed_rate or 25)
+        if s.duration:
+            duration = float(s.duration * s.time_base)
+        else:
+            duration = (c.duration or 0) / av.time_base
+        frames, exact = int(s.frames or 0), bool(s.frames)
+        space, rng, tagged, _, _ = _colour(first, s)
+        info = (s.codec_context.name, first.format.name, space, rng, tagged)
+        has_audio = bool(c.streams.audio)
+        truncated = exact and not _index_is_whole(c, s)
+    if truncated:
+        listed, frames = frames, count_frames(p)
         duration = frames / float(fps)
-        return VideoInfo(str(path), first.width, first.height, Fraction(fps), frames, exact, duration,
-                         bool(c.streams.audio), s.codec_context.name, first.format.name, space, rng)
+        msg = f"{p} is truncated: {frames} of the {listed} frames its index lists are in the file"
+        log.warning(msg)
+        warnings.warn(msg, stacklevel=2)
+    elif not exact and p.stat().st_size <= EXACT_COUNT_MAX_BYTES:
+        frames, exact = count_frames(p), True
+    elif not exact:
+        frames = max(1, round(duration * float(fps)))
+    if not duration:
+        duration = frames / float(fps)
+    return VideoInfo(str(path), first.width, first.height, fps, frames, exact, duration, has_audio, *info)
+
+
+def _index_is_whole(c: av.container.InputContainer, s: av.video.stream.VideoStream) -> bool:
+    """True when the frames of the stream's last GOP are all in the file (cheap: one seek, one GOP demuxed)."""
+    if not s.duration:
+        return True
+    end = (s.start_time or 0) + s.duration
+    try:
+        c.seek(end, stream=s, backward=True)
+        last = None
+        for packet in c.demux(s):
+            if packet.size == 0:
+                continue
+            if packet.is_corrupt:
+                return False
+            if packet.pts is None:
+                continue
+            end_pts = packet.pts + (packet.duration or 0)
+            last = end_pts if last is None else max(last, end_pts)
+    except av.error.FFmpegError:
+        return False
+    # mov stores edit-list durations in ms, so ``end`` can be off by a tick or two: allow half a frame
+    half_frame = 1 / (2 * (s.average_rate or s.guessed_rate or 25) * s.time_base)
+    return last is not None and last + half_frame >= end
 
 
 def read_frames(path: str | os.PathLike, batch_size: int = 16, *, start: int = 0, max_frames: int | None = None,
                 every_nth: int = 1, max_side: int | None = None) -> Iterator[np.ndarray]:
-    """Yield uint8 RGB batches ``[B, H, W, 3]`` (B <= ``batch_size``), decoding one frame at a time.
+    """Yield uint8 RGB batches ``[B, H, W, 3]`` (1 <= B <= ``batch_size``), decoding one frame at a time.
 
-    ``start`` skips that many frames, ``every_nth`` keeps one frame in n, ``max_frames`` caps
-    the frames yielded, ``max_side`` shrinks frames (area filter, aspect kept) so their long
-    side is at most that. A truncated file yields the frames that decode, then stops with a
-    warning; a file where nothing decodes raises :class:`VideoError`.
+    ``start`` skips that many frames, ``every_nth`` keeps one frame in n (counted from ``start``),
+    ``max_frames`` caps the frames yielded, ``max_side`` shrinks frames (cv2.INTER_AREA, aspect
+    kept) so their long side is at most that. A truncated file yields the frames that decode,
+    then warns how many; a file where nothing decodes raises :class:`VideoError`. Bad options
+    raise :class:`InputError` at the call, bad files at the first ``next()``.
     """
-    if batch_size < 1 or every_nth < 1 or start < 0:
-        raise VideoError("batch_size and every_nth must be >= 1 and start >= 0")
+    if batch_size < 1 or every_nth < 1 or start < 0 or (max_frames is not None and max_frames < 0):
+        raise InputError(f"read_frames needs batch_size >= 1, every_nth >= 1, start >= 0 and max_frames >= 0 or "
+                         f"None; got {batch_size}, {every_nth}, {start}, {max_frames}")
+    if max_side is not None and max_side < 1:
+        raise InputError(f"max_side must be >= 1 or None, got {max_side}")
+    _check_readable(path)
+    return _read_frames(path, batch_size, start, max_frames, every_nth, max_side)
+
+
+def _read_frames(path, batch_size, start, max_frames, every_nth, max_side) -> Iterator[np.ndarray]:
     batch: list[np.ndarray] = []
-    kept = 0
+    kept, index, bad, size = 0, -1, [], None
+    reformatter = VideoReformatter()
     with _open(path) as c:
-        stream = c.streams.video[0]
+        stream = _video(c)
         stream.thread_type = "AUTO"
-        index = -1
-        it = c.decode(stream)
-        while True:
-            try:
-                frame = next(it)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as err:
-                warnings.warn(f"{path}: decoding stopped after {index + 1} frames ({err.__class__.__name__}); "
-                              "the file is probably truncated", stacklevel=2)
-                break
+        listed = int(stream.frames or 0)
+        for frame in _decode(c, stream, bad):
             index += 1
+            if max_frames is not None and kept >= max_frames:
+                break
             if index < start or (index - start) % every_nth:
                 continue
-            rgb = frame_to_rgb(frame)
+            rgb = frame_to_rgb(frame, stream, reformatter)
             if max_side and max(rgb.shape[:2]) > max_side:
                 scale = max_side / max(rgb.shape[:2])
-                size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
+                                 interpolation=cv2.INTER_AREA)
+            if size is None:
+                size = rgb.shape[:2]
+            elif rgb.shape[:2] != size:  # the stream changed resolution: keep one size
+                rgb = cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA)
             batch.append(rgb)
             kept += 1
             if len(batch) == batch_size:
                 yield np.stack(batch)
                 batch = []
-            if max_frames is not None and kept >= max_frames:
-                break
     if batch:
         yield np.stack(batch)
-    if kept == 0 and index < 0:
-        raise VideoError(f"{path} has no decodable video frames: the file is empty, truncated or corrupt")
+    if index < 0:
+        raise VideoError(f"{path} has no decodable video frames: it has zero frames or is truncated or corrupt; "
+                         "check the file or re-encode it")
+    if bad or (max_frames is None and listed and index + 1 < listed):
+        msg = (f"{path}: decoded {index + 1} of {listed or '?'} frames ({len(bad)} unreadable packets); "
+               "the file is probably truncated or damaged")
+        log.warning(msg)
+        warnings.warn(msg, stacklevel=2)
 
 
 def is_grey_video(path: str | os.PathLike, sample: int = 8, threshold: float = 2.0) -> bool:
-    """True when the first ``sample`` frames have mean |a|, |b| (8-bit OpenCV LAB) under ``threshold``."""
-    for batch in read_frames(path, batch_size=sample, max_frames=sample, max_side=256):
-        lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in batch]).astype(np.float32)
-        return float(np.abs(lab[..., 1:] - 128).mean()) < threshold
-    return True
+    """True when ``sample`` frames spread over the video have mean |a|, |b| (8-bit OpenCV LAB) under ``threshold``.
+
+    Short videos (<= 300 frames) are sampled evenly; longer ones at the keyframes nearest
+    ``sample`` evenly spaced times (cheap: no decoding of the frames in between).
+    """
+    info = probe(path)
+    frames: list[np.ndarray] = []
+    if info.frame_count <= 300:
+        step = max(1, info.frame_count // sample)
+        frames = [f for b in read_frames(path, sample, every_nth=step, max_frames=sample, max_side=256) for f in b]
+    else:
+        reformatter = VideoReformatter()
+        with _open(path) as c:
+            s = _video(c)
+            for k in range(sample):
+                t = info.duration_s * (k + 0.5) / sample
+                try:
+                    c.seek(int(t / s.time_base) + (s.start_time or 0), stream=s)
+                    frame = next(_decode(c, s, []), None)
+                except av.error.FFmpegError:
+                    break
+                if frame is not None:
+                    rgb = frame_to_rgb(frame, s, reformatter)
+                    frames.append(cv2.resize(rgb, (256, max(1, 256 * rgb.shape[0] // rgb.shape[1])),
+                                             interpolation=cv2.INTER_AREA))
+    if not frames:
+        frames = [f for b in read_frames(path, sample, max_frames=sample, max_side=256) for f in b]
+    lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in frames]).astype(np.float32)
+    return float(np.abs(lab[..., 1:] - 128).mean()) < threshold
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -194,143 +348,253 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise VideoError(f"output {p} is a folder: give a file name such as {p / 'out.mp4'}")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise VideoError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise VideoError(f"output folder {parent} is not writable")
+        raise VideoError(f"output folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise VideoError(f"output folder {parent} is not writable; choose another folder or fix its permissions")
     return p
 
 
-class VideoWriter:
-    """Encode uint8 RGB frames to ``path`` (H.264 mp4), atomically.
+def _exact_fps(fps: Fraction | float) -> Fraction:
+    """``fps`` as a Fraction; a float near an NTSC rate (23.976, 29.97, 59.94) becomes n*1000/1001."""
+    if isinstance(fps, Fraction):
+        return fps
+    if isinstance(fps, int):
+        return Fraction(fps)
+    n = round(float(fps) * 1.001)
+    if abs(float(fps) - round(float(fps))) > 1e-3 and abs(float(fps) - n * 1000 / 1001) < 1e-3:
+        return Fraction(n * 1000, 1001)
+    return Fraction(float(fps)).limit_denominator(1001)
 
-    ``with VideoWriter(path, w, h, fps) as w: w.write(batch)`` — frames go to a hidden
-    temporary file beside ``path`` which is renamed over ``path`` only when the block ends
-    without an exception; otherwise it is deleted and ``path`` is untouched.
-    ``audio_from``: a video whose audio track is copied into the output (re-encoded to AAC
-    if its codec does not fit mp4); without one, or if that fails, the output has no audio.
+
+class VideoWriter:
+    """Encode uint8 RGB frames to ``path`` (H.264 in mp4, or mov/mkv by the name's suffix), atomically.
+
+    ``with VideoWriter(path, w, h, fps) as wr: wr.write(batch)`` — frames go to a hidden
+    ``.NAME.partial.SUFFIX`` beside ``path``, renamed over ``path`` only when the block ends
+    without an exception (Ctrl-C included) and the file closes cleanly; otherwise it is deleted
+    and ``path`` is untouched. A bad output folder raises :class:`VideoError` at construction.
+
+    Encoder (``self.encoder``): the first of libx264 -> libopenh264 -> mpeg4 this PyAV has.
+    Even sizes are yuv420p. Odd sizes keep their exact size: libx264 encodes them as yuv444p
+    (High 4:4:4 profile, which some browsers and phones do not play), mpeg4 as yuv420p;
+    libopenh264 cannot. RGB -> YUV uses BT.709, tv range, and the stream is tagged so.
+    ``fps`` is kept exact (pass ``Fraction(24000, 1001)``; a float like 29.97 is snapped to
+    30000/1001); frame i has pts i in a 1/fps time base, so nothing is dropped or duplicated.
+    ``audio_from``: a video whose first audio track is copied in (or re-encoded to AAC when the
+    container cannot hold its codec) and cut at the video's end; without audio, or if that fails
+    (with a warning), the output is video only.
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: Fraction | float, *, crf: int = 18,
                  audio_from: str | os.PathLike | None = None, encoder: str | None = None) -> None:
         self.path = check_writable(path)
-        if width < 1 or height < 1:
-            raise VideoError(f"invalid frame size {width}x{height}")
+        if int(width) < 1 or int(height) < 1 or int(width) * int(height) > MAX_PIXELS:
+            raise VideoError(f"invalid frame size {width}x{height}: give 1 to {MAX_PIXELS} pixels")
         self.width, self.height = int(width), int(height)
-        self.fps = Fraction(fps).limit_denominator(1001 * 1000) if not isinstance(fps, Fraction) else fps
+        self.fps = _exact_fps(fps)
         if self.fps <= 0:
-            raise VideoError(f"invalid frame rate {fps}")
-        encoders = [encoder] if encoder else available_encoders()
-        if not encoders:
-            raise VideoError("this PyAV build has no H.264 or MPEG-4 encoder: install the `av` wheel from PyPI")
-        self.encoder = encoders[0]
-        self.crf = crf
-        self.audio_from = audio_from
-        suffix = self.path.suffix or ".mp4"
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{suffix}")
-        self.frames = 0
-        self._container = None
-        self._stream = None
-
-    def __enter__(self) -> "VideoWriter":
-        try:
-            self._container = av.open(str(self.tmp), mode="w", format="mp4")
-        except (av.error.FFmpegError, OSError) as err:
-            raise VideoError(f"cannot create {self.tmp}: {err}") from None
+            raise VideoError(f"invalid frame rate {fps}: give a positive number such as Fraction(24000, 1001)")
+        if not 0 <= crf <= 51:
+            raise VideoError(f"crf must be 0 (lossless) to 51 (worst), got {crf}; 18 looks transparent")
         even = self.width % 2 == 0 and self.height % 2 == 0
-        s = self._container.add_stream(self.encoder, rate=self.fps)
-        s.width, s.height = self.width, self.height
-        if self.encoder == "libx264":
-            s.pix_fmt = "yuv420p" if even else "yuv444p"
-            s.options = {"crf": str(self.crf), "preset": "veryfast"}
-        elif self.encoder == "mpeg4":
-            s.pix_fmt = "yuv420p"
-            s.options = {"qscale": "3"}
-        else:
-            s.pix_fmt = "yuv420p"
-        cc = s.codec_context
-        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # BT.709, tv range
-        self._stream = s
+        fits = [e for e in available_encoders() if even or e in ODD_SIZE_ENCODERS]
+        if encoder is not None and encoder not in fits:
+            raise VideoError(f"encoder {encoder!r} is not available for {self.width}x{self.height} here; "
+                             f"choose one of {fits} or leave it out")
+        if not fits:
+            raise VideoError(f"this PyAV build has no encoder for {self.width}x{self.height} (wanted one of "
+                             f"{ENCODERS}); install the `av` wheel from PyPI, which includes libx264")
+        self.encoder = encoder or fits[0]
+        self.pix_fmt = "yuv444p" if self.encoder == "libx264" and not even else "yuv420p"
+        self.crf = crf
+        self.audio_from = Path(audio_from) if audio_from else None
+        suffix = self.path.suffix.lower()
+        self.format = FORMATS.get(suffix, "mp4")
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        self.frames = 0
+        self._container: av.container.OutputContainer | None = None
+        self._stream = None
+        self._reformatter = VideoReformatter()
+        self._done = False
+
+    def __enter__(self) -> VideoWriter:  # noqa: PYI034
+        try:
+            opts = {"movflags": "+faststart"} if self.format in ("mp4", "mov") and not self.audio_from else {}
+            self._container = av.open(str(self.tmp), mode="w", format=self.format, container_options=opts)
+            s = self._container.add_stream(self.encoder, rate=self.fps)
+            s.width, s.height, s.pix_fmt = self.width, self.height, self.pix_fmt
+            if self.encoder == "libx264":
+                s.options = {"crf": str(self.crf), "preset": "veryfast"}
+            elif self.encoder == "mpeg4":
+                s.options = {"qscale": str(min(31, max(1, round(self.crf / 6))))}
+            else:  # libopenh264 has no crf: ~0.15 bit per pixel at crf 18, halving every 6
+                s.bit_rate = int(self.width * self.height * float(self.fps) * 0.15 * 2 ** ((18 - self.crf) / 6))
+            cc = s.codec_context
+            cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # BT.709, tv range
+            self._stream = s
+        except BaseException as err:
+            self._abort()
+            if isinstance(err, (av.error.FFmpegError, OSError)):
+                raise VideoError(f"cannot start writing {self.path} with {self.encoder}: {err}") from None
+            raise
         return self
 
     def write(self, frames: np.ndarray) -> None:
         """Append uint8 RGB ``[H, W, 3]`` or ``[B, H, W, 3]`` of the writer's size."""
+        if self._stream is None:
+            raise VideoError("VideoWriter is not open: use it as `with VideoWriter(...) as w: w.write(frames)`")
+        frames = np.asarray(frames)
         if frames.ndim == 3:
             frames = frames[None]
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3):
-            raise VideoError(f"frames must be uint8 [B, {self.height}, {self.width}, 3], got {frames.dtype} {frames.shape}")
-        for rgb in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            vf = vf.reformat(format=self._stream.pix_fmt, dst_colorspace="itu709", dst_color_range="MPEG")
-            vf.pts = self.frames  # in units of 1/fps, the encoder's time base
-            for pkt in self._stream.encode(vf):
-                self._container.mux(pkt)
-            self.frames += 1
+            raise VideoError(f"frames must be uint8 RGB [B, {self.height}, {self.width}, 3] or [{self.height}, "
+                             f"{self.width}, 3], got {frames.dtype} {frames.shape}; convert floats with "
+                             "(x * 255).round().astype(np.uint8)")
+        try:
+            for rgb in frames:
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                vf = self._reformatter.reformat(vf, format=self.pix_fmt, dst_colorspace="itu709",
+                                                dst_color_range="MPEG", interpolation=ENCODE_FLAGS)
+                vf.pts, vf.time_base = self.frames, 1 / self.fps
+                self._container.mux(self._stream.encode(vf))
+                self.frames += 1
+        except av.error.FFmpegError as err:
+            raise VideoError(f"encoding frame {self.frames} of {self.path} failed ({err}); is the disk full?") from None
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        ok = exc_type is None
+        if self._done:  # closed already (a second __exit__ after a failed close)
+            return
+        if exc_type is not None:
+            self._abort()
+            return
+        ok = False
         try:
-            if ok:
-                for pkt in self._stream.encode(None):
-                    self._container.mux(pkt)
-                if self.frames == 0:
-                    raise VideoError("no frames were written")
-        except BaseException:
-            ok = False
-            raise
+            if self.frames == 0:
+                raise VideoError(f"no frames were written to {self.path}; nothing was saved")
+            try:
+                self._container.mux(self._stream.encode(None))
+                self._container.close()
+            except av.error.FFmpegError as err:
+                raise VideoError(f"finishing {self.path} failed ({err}); nothing was saved. Is the disk full?") from None
+            if self.audio_from:
+                self._add_audio()
+            os.replace(self.tmp, self.path)
+            ok = True
         finally:
+            self._done = True
+            if not ok:
+                self._abort()
+
+    def _abort(self) -> None:
+        """Close quietly and delete the temporary file(s)."""
+        self._done = True
+        if self._container is not None:
             try:
                 self._container.close()
-            except av.error.FFmpegError:
-                ok = False
-            if ok and self.audio_from:
-                with_audio = self.tmp.with_name(self.tmp.name + ".audio.mp4")
-                if remux_with_audio(self.tmp, self.audio_from, with_audio):
-                    os.replace(with_audio, self.tmp)
-            if ok:
-                os.replace(self.tmp, self.path)
-            elif self.tmp.exists():
-                self.tmp.unlink()
+            except Exception as err:  # noqa: BLE001 — already failing; the file is deleted next
+                log.debug("closing %s after a failure: %s", self.tmp, err)
+        for p in (self.tmp, self._audio_tmp):
+            p.unlink(missing_ok=True)
+
+    @property
+    def _audio_tmp(self) -> Path:
+        return self.tmp.with_name(self.tmp.name + ".audio" + (self.path.suffix or ".mp4"))
+
+    def _add_audio(self) -> None:
+        """Copy the audio in (re-encode it to AAC if copying fails); warn and keep video only if both fail."""
+        err: Exception | None = None
+        for transcode in (False, True):
+            try:
+                added = _mux_audio(self.tmp, self.audio_from, self._audio_tmp, self.format, transcode)
+            except (av.error.FFmpegError, ValueError, OSError) as e:
+                err = e
+                self._audio_tmp.unlink(missing_ok=True)
+                continue
+            if added:
+                os.replace(self._audio_tmp, self.tmp)
+            return
+        msg = f"the audio of {self.audio_from} could not be added ({err}); {self.path} is video only"
+        log.warning(msg)
+        warnings.warn(msg, stacklevel=3)
 
 
-def remux_with_audio(video_path: Path, audio_from: str | os.PathLike, out_path: Path) -> bool:
-    """Copy ``video_path``'s video and ``audio_from``'s first audio track into ``out_path``.
+def _mux_audio(video: Path, audio_from: Path, out: Path, fmt: str, transcode: bool) -> bool:
+    """Write ``video``'s video + ``audio_from``'s first audio track (cut at the video's end) to ``out``.
 
-    Returns False (and leaves ``out_path`` absent) when the source has no usable audio.
+    The audio is copied when ``fmt`` can hold its codec and ``transcode`` is False, else re-encoded
+    to AAC. Packets are interleaved by time. Returns False when ``audio_from`` has no audio.
     """
-    try:
-        with av.open(str(audio_from)) as src:
-            if not src.streams.audio:
-                return False
-            with av.open(str(video_path)) as vid, av.open(str(out_path), mode="w", format="mp4") as out:
-                v_in = vid.streams.video[0]
-                a_in = src.streams.audio[0]
-                v_out = out.add_stream_from_template(v_in)
-                copy_audio = a_in.codec_context.name in ("aac", "mp3", "opus", "alac", "ac3")
-                a_out = out.add_stream_from_template(a_in) if copy_audio else out.add_stream("aac", rate=a_in.rate or 48000)
-                for pkt in vid.demux(v_in):
-                    if pkt.dts is None:
-                        continue
-                    pkt.stream = v_out
-                    out.mux(pkt)
-                end = float(v_in.duration * v_in.time_base) if v_in.duration else None
-                if copy_audio:
-                    for pkt in src.demux(a_in):
-                        if pkt.dts is None:
-                            continue
-                        if end is not None and pkt.pts is not None and float(pkt.pts * a_in.time_base) > end:
-                            break
-                        pkt.stream = a_out
-                        out.mux(pkt)
-                else:
-                    for frame in src.decode(a_in):
-                        frame.pts = None
-                        for pkt in a_out.encode(frame):
-                            out.mux(pkt)
-                    for pkt in a_out.encode(None):
-                        out.mux(pkt)
-        return True
-    except (av.error.FFmpegError, ValueError) as err:
-        warnings.warn(f"audio of {audio_from} could not be copied ({err}); the output has no audio", stacklevel=2)
-        if out_path.exists():
-            out_path.unlink()
-        return False
+    with av.open(str(audio_from)) as src:
+        if not src.streams.audio:
+            return False
+        a_in = src.streams.audio[0]
+        # our frame 0 is the source's first video frame: shift the audio by the video's start time
+        v_src = _video(src)
+        offset = float(v_src.start_time * v_src.time_base) if v_src and v_src.start_time else 0.0
+        opts = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+        with av.open(str(video)) as vid, av.open(str(out), mode="w", format=fmt, container_options=opts) as dst:
+            v_in = vid.streams.video[0]
+            v_out = dst.add_stream_from_template(v_in)
+            end = float(v_in.duration * v_in.time_base) if v_in.duration else float("inf")
+            if not transcode and (fmt == "matroska" or a_in.codec_context.name in MP4_AUDIO):
+                a_out = dst.add_stream_from_template(a_in)
+                audio = _copied_audio(src, a_in, offset)
+            else:
+                # by name: the encoder refuses unnamed layouts ("1 channels"); more than two are downmixed
+                a_out = dst.add_stream("aac", rate=_aac_rate(a_in.rate), layout="mono" if a_in.channels == 1 else
+                                       "stereo")
+                audio = _transcoded_audio(src, a_in, a_out, offset)
+            video_packets = (p for p in vid.demux(v_in) if p.dts is not None)
+            v_pkt, a_pkt = next(video_packets, None), next(audio, None)
+            while v_pkt is not None or a_pkt is not None:
+                a_time = float(a_pkt.pts * a_pkt.time_base) if a_pkt is not None else float("inf")
+                if a_time >= end:
+                    a_pkt, a_time = None, float("inf")
+                v_time = float(v_pkt.dts * v_pkt.time_base) if v_pkt is not None else float("inf")
+                if v_pkt is not None and v_time <= a_time:
+                    v_pkt.stream = v_out
+                    dst.mux(v_pkt)
+                    v_pkt = next(video_packets, None)
+                elif a_pkt is not None:
+                    a_pkt.stream = a_out
+                    dst.mux(a_pkt)
+                    a_pkt = next(audio, None)
+    return True
+
+
+def _aac_rate(rate: int) -> int:
+    return rate if rate in av.Codec("aac", "w").audio_rates else 48000
+
+
+def _copied_audio(src, a_in, offset: float) -> Iterator[av.Packet]:
+    shift = round(offset / a_in.time_base)
+    for pkt in src.demux(a_in):
+        if pkt.dts is None or pkt.pts is None:
+            continue
+        if shift:  # the source's video starts later than its audio: drop what comes before it
+            pkt.pts, pkt.dts = pkt.pts - shift, pkt.dts - shift
+            if pkt.pts + (pkt.duration or 0) <= 0:
+                continue
+        yield pkt  # (with no shift, negative pts such as AAC priming stay: the muxer writes an edit list)
+
+
+def _transcoded_audio(src, a_in, a_out, offset: float) -> Iterator[av.Packet]:
+    rate = a_out.codec_context.sample_rate
+    resampler = av.AudioResampler(format="fltp", layout=a_out.layout, rate=rate, frame_size=1024)
+    skip = round(offset * rate)  # samples before the first video frame
+    done = 0
+    frames = src.decode(a_in)
+    for frame in _with_flush(frames):
+        for out in resampler.resample(frame):
+            if done + out.samples <= skip:
+                done += out.samples
+                continue
+            out.pts, out.time_base = done - skip, Fraction(1, rate)
+            done += out.samples
+            yield from a_out.encode(out)
+    yield from a_out.encode(None)
+
+
+def _with_flush(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame | None]:
+    yield from frames
+    yield None
