@@ -49,8 +49,8 @@ class KeyframeOptions:
     def __post_init__(self) -> None:
         if self.max_gap < 1 or self.min_shot < 1 or self.min_gap < 1:
             raise InputError("max_gap, min_gap and min_shot must be >= 1")
-        if self.min_gap > self.max_gap:
-            raise InputError(f"min_gap ({self.min_gap}) must not exceed max_gap ({self.max_gap})")
+        if self.min_gap > self.max_gap:  # a short max_gap (e.g. 2) wins over the default min_gap
+            object.__setattr__(self, "min_gap", self.max_gap)
         if not 0.0 <= self.track_threshold <= 1.0:
             raise InputError(f"track_threshold must be in [0, 1], got {self.track_threshold}")
         if self.cut_threshold <= 0 or self.struct_threshold <= 0 or self.cut_ratio < 1:
