@@ -5,32 +5,50 @@ from __future__ import annotations
 import argparse
 import sys
 
+import cv2
+import torch
+
 from .cli_image import add_model_arguments
 from .colorize import SampleOptions
 from .diffusion import Sampler
+from .errors import InputError
 from .keyframes import KeyframeOptions
 from .pipeline import MODES, PipelineOptions, colorize_video
 from .video import check_writable, probe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="a video file OpenCV/PyAV can decode (grey or colour: colour is turned grey first)")
+    defaults = PipelineOptions()
+    p.add_argument("input", help="a video file PyAV can decode (grey or colour: colour is turned grey first)")
     p.add_argument("-o", "--output", required=True, help="output .mp4 (H.264; written only when complete)")
     add_model_arguments(p)
-    p.add_argument("--mode", choices=MODES, default="keyframes",
+    p.add_argument("--mode", choices=MODES, default=defaults.mode,
                    help="keyframes: diffusion on keyframes, colour carried along optical flow (default); "
-                        "per-frame: every frame through diffusion (the original's method)")
-    p.add_argument("--deflicker", type=float, default=0.5, help="temporal filter strength in [0, 1); 0 = off")
-    p.add_argument("--max-gap", type=int, default=48, help="at most this many frames between keyframes")
-    p.add_argument("--warm-start", type=float, default=0.5,
-                   help="later keyframes of a shot start from the carried colour re-noised to this strength (1 = independent)")
-    p.add_argument("--batch-size", type=int, default=8, help="frames per diffusion batch (per-frame mode)")
+                        "per-frame: every frame through diffusion (the original's method, much slower)")
+    p.add_argument("--deflicker", type=float, default=defaults.deflicker,
+                   help=f"temporal filter strength in [0, 1); 0 = off (default {defaults.deflicker})")
+    p.add_argument("--max-gap", type=int, default=defaults.keyframes.max_gap,
+                   help=f"at most this many frames between keyframes (default {defaults.keyframes.max_gap})")
+    p.add_argument("--warm-start", type=float, default=defaults.warm_start,
+                   help="later keyframes of a shot start from the carried colour re-noised to this strength "
+                        f"(1 = sample each keyframe from scratch; default {defaults.warm_start})")
+    p.add_argument("--batch-size", type=int, default=defaults.sample.batch_size,
+                   help="frames per diffusion batch (per-frame mode)")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for PyTorch and OpenCV (default: theirs; 1 helps on a busy machine)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    info = probe(args.input)  # fail fast on a bad input, before loading the model
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    info = probe(args.input)  # fail fast on a bad input or output, before loading the model
     check_writable(args.output)
     options = PipelineOptions(
         mode=args.mode,
@@ -42,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
+
         bar = tqdm(total=total, unit="frame", desc="colorize", file=sys.stderr, dynamic_ncols=True)
     try:
         result = colorize_video(args.input, args.output, args.model, options, device=args.device,
@@ -50,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if result.colour_input:
-        print(f"{args.input}: colour video, turned grey first (only its lightness was used)", file=sys.stderr)
+        print(f"{args.input}: a colour video, turned grey first (only its lightness was used)", file=sys.stderr)
     print(f"{result.path}: {result.frames} frames, {result.width}x{result.height}, {float(result.fps):.3f} fps, "
-          f"{result.keyframes} keyframes in {result.shots} shot(s), {result.fps_processed:.1f} frames/s "
-          f"({result.encoder})", file=sys.stderr)
+          f"{result.keyframes} keyframes in {result.shots} shot(s); colorized at {result.fps_processed:.1f} "
+          f"frames/s ({result.encoder})", file=sys.stderr)
     print(result.path)
     return 0

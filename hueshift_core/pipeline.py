@@ -107,6 +107,7 @@ class PipelineStats:
     # per later keyframe: mean |ab| (CIELAB) between its sampled colour and the colour carried into it
     # from the keyframe before, over the pixels that still track (chained confidence > 0.5)
     keyframe_jumps: list[float] = field(default_factory=list)
+    keyframe_chroma: list[float] = field(default_factory=list)  # mean |ab| of every sampled keyframe (wash-out check)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
@@ -171,6 +172,7 @@ class VideoPipeline:
                            init_ab=init_ab, strength=opts.warm_start if warm else 1.0, noise=noise)
         ab = F.interpolate(denormalize_ab(ab.float().cpu()), size=self.prop, mode="bicubic", align_corners=False)
         out = [a.permute(1, 2, 0).numpy().astype(np.float32) for a in ab]
+        self.stats.keyframe_chroma += [float(np.abs(a).mean()) for a in out]
         if init is not None:
             for new, old, c in zip(out, init, conf or [None] * len(out)):
                 mask = c > 0.5 if c is not None and (c > 0.5).any() else np.ones(new.shape[:2], bool)
@@ -332,6 +334,7 @@ class VideoResult:
     stage_seconds: dict[str, float]  # decode, lab, keyframes, flow, propagate, diffusion, deflicker, upscale, to_rgb, encode
     keyframe_jumps: list[float]  # see PipelineStats.keyframe_jumps
     max_buffered: int = 0
+    keyframe_chroma: list[float] = field(default_factory=list)  # see PipelineStats.keyframe_chroma
 
     @property
     def fps_processed(self) -> float:
@@ -367,4 +370,5 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
     pipe.stats.seconds["encode"] = encode + time.perf_counter() - t
     s = pipe.stats
     return VideoResult(str(dst), s.frames, info.width, info.height, info.fps, time.perf_counter() - t0, s.keyframes,
-                       s.shots, s.colour_input, writer.encoder, dict(s.seconds), s.keyframe_jumps, s.max_buffered)
+                       s.shots, s.colour_input, writer.encoder, dict(s.seconds), s.keyframe_jumps, s.max_buffered,
+                       s.keyframe_chroma)
