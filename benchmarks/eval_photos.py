@@ -37,7 +37,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(args.shard) as z:
-        names = sorted(z.namelist())[: args.n]
+        names = sorted(z.namelist())
+        names = names[:: max(1, len(names) // args.n)][: args.n]  # spread over the shard's 200 classes
         imgs = [cv2.cvtColor(cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
                 for n in names]
     x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
