@@ -56,7 +56,7 @@ from .upscale import Upscale, upscale_ab
 from .video import VideoWriter, check_writable, probe, read_frames
 
 MODES = ("keyframes", "per-frame")
-UPSCALE_CHUNK_PIXELS = 4_000_000  # full-resolution pixels upscaled per torch call (~10 frames of 854x480)
+CHUNK_PIXELS = 2_000_000  # full-resolution pixels upscaled, converted and yielded at once (~5 frames of 854x480)
 
 
 @dataclass(frozen=True)
@@ -179,13 +179,13 @@ class VideoPipeline:
                 self.stats.keyframe_jumps.append(float(np.abs(new - old)[mask].mean()))
         return out
 
-    def _finish(self, frames: list[_Frame], abs_: list[np.ndarray], deflicker: Deflicker) -> np.ndarray:
-        """Deflicker, upscale, merge: frames with ab at the propagation resolution -> uint8 RGB [B, H, W, 3]."""
+    def _finish(self, frames: list[_Frame], abs_: list[np.ndarray], deflicker: Deflicker) -> Iterator[np.ndarray]:
+        """Deflicker, upscale, merge: frames with ab at the propagation resolution -> uint8 RGB ``[B, H, W, 3]``
+        chunks of at most ``CHUNK_PIXELS`` (full-resolution work never holds a whole segment)."""
         with self._timed("deflicker"):
             abs_ = [deflicker.push(f.l_prop, ab, cut=f.cut, flows=f.flows, conf=f.conf_back)
                     for f, ab in zip(frames, abs_)]
-        out = np.empty((len(frames), *self.full, 3), np.uint8)
-        chunk = max(1, UPSCALE_CHUNK_PIXELS // (self.full[0] * self.full[1]))
+        chunk = max(1, CHUNK_PIXELS // (self.full[0] * self.full[1]))
         for i in range(0, len(frames), chunk):
             part = frames[i:i + chunk]
             with self._timed("upscale"):
@@ -193,12 +193,14 @@ class VideoPipeline:
                 ab_small = torch.from_numpy(np.stack(abs_[i:i + chunk])).permute(0, 3, 1, 2)
                 ab_full = upscale_ab(ab_small, l_full, self.options.upscale).permute(0, 2, 3, 1).numpy()
             with self._timed("to_rgb"):
+                out = np.empty((len(part), *self.full, 3), np.uint8)
                 for j in range(len(part)):
                     lab = np.concatenate([l_full[j, 0].numpy()[..., None], ab_full[j]], axis=-1)
                     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-                    out[i + j] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        self.stats.frames += len(out)
-        return out
+                    out[j] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            del l_full, ab_small, ab_full
+            self.stats.frames += len(out)
+            yield out
 
     # ---- the pass ------------------------------------------------------------------------------
     def _frames(self, batches: Iterator[np.ndarray]) -> Iterator[_Frame]:
@@ -258,17 +260,17 @@ class VideoPipeline:
             self.stats.max_buffered = max(self.stats.max_buffered, len(pending))
             self.stats.shots += f.cut
             if len(pending) == self.options.sample.batch_size:
-                yield self._per_frame_batch(pending, deflicker)
+                yield from self._per_frame_batch(pending, deflicker)
                 pending = []
         if pending:
-            yield self._per_frame_batch(pending, deflicker)
+            yield from self._per_frame_batch(pending, deflicker)
 
-    def _per_frame_batch(self, frames: list[_Frame], deflicker: Deflicker) -> np.ndarray:
+    def _per_frame_batch(self, frames: list[_Frame], deflicker: Deflicker) -> Iterator[np.ndarray]:
         self.stats.keyframes += len(frames)
         return self._finish(frames, self._sample([f.l_prop for f in frames]), deflicker)
 
     def _close(self, seg: list[_Frame], key_ab: np.ndarray, nxt: _Frame | None, nxt_ab: np.ndarray | None,
-               deflicker: Deflicker) -> np.ndarray:
+               deflicker: Deflicker) -> Iterator[np.ndarray]:
         """Colour a segment (its keyframe ``seg[0]`` and the frames before the next keyframe ``nxt``,
         or the end of the shot when ``nxt`` is None) and finish it."""
         abs_ = [key_ab]
@@ -303,7 +305,7 @@ class VideoPipeline:
             self.stats.max_buffered = max(self.stats.max_buffered, len(seg) + 1)
             if decision.cut or not seg:
                 if seg:
-                    yield self._close(seg, key_ab, None, None, deflicker)
+                    yield from self._close(seg, key_ab, None, None, deflicker)
                 self.stats.shots += 1
                 self.stats.keyframes += 1
                 self._noise = None  # a new shot draws new noise
@@ -311,12 +313,12 @@ class VideoPipeline:
             elif decision.keyframe:
                 self.stats.keyframes += 1
                 new_ab = self._sample([f.l_prop], [f.ab_fw], [f.conf_fw])[0]
-                yield self._close(seg, key_ab, f, new_ab, deflicker)
+                yield from self._close(seg, key_ab, f, new_ab, deflicker)
                 seg, key_ab = [f], new_ab
             else:
                 seg.append(f)
         if seg:
-            yield self._close(seg, key_ab, None, None, deflicker)
+            yield from self._close(seg, key_ab, None, None, deflicker)
 
 
 @dataclass
