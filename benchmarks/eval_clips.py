@@ -50,13 +50,16 @@ def main() -> None:
     ap.add_argument("--out", default="docs/eval")
     ap.add_argument("--max-frames", type=int, default=48)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--from-reports", action="store_true", help="only rebuild table, strips and plot from OUT/report-*.json")
     args = ap.parse_args()
     clips = sorted(Path(args.clips).glob("*.mp4"))
     out = Path(args.out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    model = get_model(None)
     reports = {}
-    for name in args.configs:
+    if args.from_reports:
+        reports = {name: json.loads((out / f"report-{name}.json").read_text()) for name in args.configs}
+    model = None if args.from_reports else get_model(None)
+    for name in [] if args.from_reports else args.configs:
         t = time.perf_counter()
         save = out / "videos" / name if name == "keyframes+deflicker" else None
         if save:
@@ -108,6 +111,7 @@ def main() -> None:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "metrics.png", dpi=110)
+    print(f"wrote {out / 'metrics.png'}")
 
 
 if __name__ == "__main__":
