@@ -5,8 +5,9 @@ confidence is that of the flow from frame t to t-1 (:func:`~hueshift_core.propag
 forward-backward consistency, brightness constancy, still in view), so occluded or badly tracked
 pixels keep their own colour; the filter restarts at every shot cut. This is the causal filter of
 blind video temporal consistency (Bonneel et al. 2015; the baseline of Lai et al. 2018) applied to
-chroma only. Each output is a convex combination of colours of one tracked point, so a steady
-colour keeps its saturation: only the frame-to-frame noise around it is averaged away.
+chroma only. Hue and saturation are averaged separately (:func:`keep_chroma_blend`): a plain
+average of colours that disagree is greyer than each of them, which washed out the original's
+per-frame output (independent noise per frame: colourfulness -28% at strength 0.5 on blackswan).
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ import numpy as np
 
 from .errors import InputError
 from .propagate import compute_flow, flow_confidence, warp
+
+
+def keep_chroma_blend(prev: np.ndarray, cur: np.ndarray, w: np.ndarray, max_gain: float = 2.0) -> np.ndarray:
+    """``w * prev + (1 - w) * cur`` for ab ``[h, w, 2]`` with weights ``[h, w, 1]``, its chroma (|ab|)
+    rescaled to ``w * |prev| + (1 - w) * |cur|``: hue is averaged, saturation is not lost when the
+    two colours disagree (the plain mean of two different hues is greyer than both). The gain is
+    capped at ``max_gain`` where they nearly cancel (opposite hues: no direction to keep)."""
+    out = w * prev + (1.0 - w) * cur
+    target = w[..., 0] * np.hypot(prev[..., 0], prev[..., 1]) + (1.0 - w[..., 0]) * np.hypot(cur[..., 0], cur[..., 1])
+    gain = np.minimum(target / np.maximum(np.hypot(out[..., 0], out[..., 1]), 1e-6), max_gain)
+    return (out * gain[..., None]).astype(np.float32)
 
 
 class Deflicker:
@@ -46,7 +58,7 @@ class Deflicker:
             if conf is None:
                 conf = flow_confidence(l, self._prev_l, f_back, f_fwd)
             w = (self.strength * conf)[..., None]
-            out = (w * warp(self._prev_ab, f_back) + (1.0 - w) * ab).astype(np.float32)
+            out = keep_chroma_blend(warp(self._prev_ab, f_back), ab.astype(np.float32), w)
         self._prev_l, self._prev_ab = l, out
         return out
 

@@ -64,3 +64,11 @@ def test_bad_input():
         deflicker(np.zeros((3, 8, 8), np.uint8), np.zeros((2, 8, 8, 2), np.float32))
     with pytest.raises(InputError):
         Deflicker().push(np.zeros((8, 8), np.uint8), np.zeros((8, 9, 2), np.float32))
+
+
+def test_disagreeing_hues_are_averaged_without_losing_saturation():
+    l = np.stack([texture(9)] * 20)
+    ab = np.stack([np.full((96, 160, 2), (30.0, 0.0) if i % 2 else (0.0, 30.0), np.float32) for i in range(20)])
+    out = deflicker(l, ab, strength=0.6)
+    assert out[10:].std(axis=0).mean() < 0.6 * ab[10:].std(axis=0).mean()  # steadier hue
+    assert colourfulness(out[10:]) > 0.97 * colourfulness(ab)  # a plain average would lose ~30%
