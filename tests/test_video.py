@@ -300,7 +300,9 @@ def test_truncated_file_yields_the_frames_before_the_cut(tmp_path):
         got = _read_all(cut)
     assert any("truncated" in str(w.message) for w in caught), [str(w.message) for w in caught]
     assert 5 <= len(got) < 30
-    np.testing.assert_array_equal(got, full[: len(got)])
+    # Frames before the cut decode exactly; the one decoded from the cut-off packet may be damaged
+    # (which one that is depends on the decoder's threads).
+    np.testing.assert_array_equal(got[:-1], full[: len(got) - 1])
     cut.write_bytes(data[: int(len(data) * 0.1)])  # not even the first frame
     with pytest.raises(VideoError, match="no decodable video frames"):
         probe(cut)
