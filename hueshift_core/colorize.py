@@ -137,6 +137,37 @@ def merge_to_rgb(l_full: torch.Tensor, ab_full: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def sample_frames_ab(model: ColorModel, frames: torch.Tensor, options: SampleOptions = SampleOptions(), *,
+                     generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
+    """Sample each frame's colour independently: RGB (or grey) ``[B, 3, H, W]`` in [0, 1] ->
+    CIELAB ab ``[B, 2, h, w]`` at the working size, in batches of ``options.batch_size``."""
+    if frames.dim() != 4 or frames.shape[1] != 3:
+        raise InputError(f"frames must be [B, 3, H, W], got {tuple(frames.shape)}")
+    g = generator if generator is not None else torch.Generator().manual_seed(options.seed)
+    size = working_size(*frames.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
+    out = []
+    for i in range(0, frames.shape[0], options.batch_size):
+        l_full, _ = frames_to_lab(frames[i:i + options.batch_size].float())
+        ab = sample_ab(model, downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
+                       generator=g, eta=options.eta, callback=callback)
+        out.append(denormalize_ab(ab.float().cpu()))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def upscale_merge(frames: torch.Tensor, ab: torch.Tensor, upscale: Upscale | str = Upscale.GUIDED, *,
+                  callback: Callback | None = None) -> torch.Tensor:
+    """RGB ``[B, 3, H, W]`` (whose L is kept) + CIELAB ab ``[B, 2, h, w]`` -> RGB ``[B, 3, H, W]`` in [0, 1],
+    the chroma upscaled guided by each frame's L; one frame at a time (``callback(i, B)`` after each)."""
+    out = []
+    for i in range(frames.shape[0]):
+        l_full, _ = frames_to_lab(frames[i:i + 1].float())
+        out.append(merge_to_rgb(l_full, upscale_ab(ab[i:i + 1], l_full, upscale)))
+        if callback is not None:
+            callback(i + 1, frames.shape[0])
+    return torch.cat(out)
+
+
 def colorize_frames(model: ColorModel, frames: torch.Tensor, options: SampleOptions = SampleOptions(), *,
                     upscale: Upscale | str = Upscale.GUIDED, generator: torch.Generator | None = None,
                     callback: Callback | None = None) -> torch.Tensor:
@@ -144,19 +175,8 @@ def colorize_frames(model: ColorModel, frames: torch.Tensor, options: SampleOpti
 
     Only L of the input is used. Frames are sampled in batches of ``options.batch_size``.
     """
-    if frames.dim() != 4 or frames.shape[1] != 3:
-        raise InputError(f"frames must be [B, 3, H, W], got {tuple(frames.shape)}")
-    g = generator if generator is not None else torch.Generator().manual_seed(options.seed)
-    l_full, _ = frames_to_lab(frames.float())
-    size = working_size(*frames.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
-    out = []
-    for i in range(0, frames.shape[0], options.batch_size):
-        l = l_full[i:i + options.batch_size]
-        ab = sample_ab(model, downsample_l(l, size), steps=options.steps, sampler=options.sampler,
-                       generator=g, eta=options.eta, callback=callback)
-        ab_full = upscale_ab(denormalize_ab(ab.float().cpu()), l, upscale)
-        out.append(merge_to_rgb(l, ab_full))
-    return torch.cat(out)
+    ab = sample_frames_ab(model, frames, options, generator=generator, callback=callback)
+    return upscale_merge(frames, ab, upscale)
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -13,6 +13,8 @@ the forward-backward consistency check of Sundaram et al. 2010 / Ruder et al. 20
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -36,12 +38,25 @@ def compute_flow(l_a: np.ndarray, l_b: np.ndarray, preset: int = cv2.DISOPTICAL_
     return _dis(preset).calc(np.ascontiguousarray(l_a), np.ascontiguousarray(l_b), None)
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (x, y), float32 ``[h, w]`` each; cached per size (read only)."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx.flags.writeable = gy.flags.writeable = False
+    return gx, gy
+
+
+def _targets(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel lands, ``p + flow(p)``, as float32 (x, y) maps ``[h, w]``."""
+    gx, gy = _pixel_grid(*flow.shape[:2])
+    return gx + flow[..., 0], gy + flow[..., 1]
+
+
 def warp(x: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample ``x`` (``[h, w]`` or ``[h, w, C]``) at ``p + flow(p)``: pulls frame b's values into frame a
     when ``flow`` is the flow from a to b. Borders replicate."""
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(x, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    tx, ty = _targets(flow)
+    return cv2.remap(x, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def fb_confidence(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
@@ -67,11 +82,11 @@ def flow_confidence(l_a: np.ndarray, l_b: np.ndarray, flow_ab: np.ndarray, flow_
     left the view cannot be tracked).
     """
     conf = fb_confidence(flow_ab, flow_ba)
-    diff = np.abs(l_a.astype(np.float32) - warp(l_b.astype(np.float32), flow_ab))
+    tx, ty = _targets(flow_ab)
+    l_b_at = cv2.remap(l_b.astype(np.float32), tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    diff = np.abs(l_a.astype(np.float32) - l_b_at)
     conf *= np.clip(1.0 - (diff - photo_tol) / (2.0 * photo_tol), 0.0, 1.0)
     h, w = flow_ab.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    tx, ty = gx + flow_ab[..., 0], gy + flow_ab[..., 1]
     inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
     return (conf * inside).astype(np.float32)
 

@@ -24,33 +24,6 @@ from .common import (
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 
-# TODO(core): these two compositions belong in hueshift_core (colorize_frames does both, but
-# returns neither the working-resolution chroma nor reports per-frame progress).
-def _sample_chroma(model: core.ColorModel, frames: torch.Tensor, options: core.SampleOptions,
-                   callback) -> torch.Tensor:
-    """RGB ``[B, 3, H, W]`` -> CIELAB ab ``[B, 2, h, w]`` at the working size, sampled in batches."""
-    g = torch.Generator().manual_seed(options.seed)
-    size = core.working_size(*frames.shape[-2:], options.short_side, model.info.config.multiple,
-                             options.max_long_side)
-    out = []
-    for i in range(0, frames.shape[0], options.batch_size):
-        l_full, _ = core.frames_to_lab(frames[i:i + options.batch_size])
-        ab = core.sample_ab(model, core.downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
-                            generator=g, eta=options.eta, callback=callback)
-        out.append(core.denormalize_ab(ab.float().cpu()))
-    return torch.cat(out)
-
-
-def _upscale_merge(frames: torch.Tensor, ab: torch.Tensor, method: str, callback) -> torch.Tensor:
-    """Full-size RGB ``[B, 3, H, W]`` + ab ``[B, 2, h, w]`` -> RGB with the frames' L and upscaled ab."""
-    out = []
-    for i in range(frames.shape[0]):
-        l_full, _ = core.frames_to_lab(frames[i:i + 1])
-        out.append(core.merge_to_rgb(l_full, core.upscale_ab(ab[i:i + 1], l_full, method)))
-        callback(i + 1, frames.shape[0])
-    return torch.cat(out)
-
-
 class DDPMColorize(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -96,7 +69,7 @@ class DDPMColorize(io.ComfyNode):
         options = core.SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size,
                                      batch_size=batch_size)
         batches = -(-len(indices) // batch_size)
-        ab = _sample_chroma(model, frames[list(indices)], options, callback=progress(batches * steps))
+        ab = core.sample_frames_ab(model, frames[list(indices)], options, callback=progress(batches * steps))
         chroma = Chroma(ab=ab, frames=indices, num_frames=frames.shape[0], source_size=tuple(frames.shape[-2:]))
         return io.NodeOutput(chroma, ui=ui.PreviewText(note) if note else None)
 
@@ -130,5 +103,5 @@ class LABUpscale(io.ComfyNode):
         elif n != len(chroma.frames):
             raise InputError(f"LAB Upscale: 'images' has {n} frames but the chroma is for a clip of "
                              f"{chroma.num_frames} frames ({len(chroma.frames)} coloured): connect the same frames")
-        out = _upscale_merge(frames, chroma.ab, method, callback=progress(frames.shape[0]))
+        out = core.upscale_merge(frames, chroma.ab, method, callback=progress(frames.shape[0]))
         return io.NodeOutput(frames_to_images(out))
