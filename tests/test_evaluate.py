@@ -51,3 +51,33 @@ def test_cli_writes_report(tmp_path, tiny_model_path):
     data = json.loads(report.read_text())
     assert set(data) >= {"clips", "average", "settings", "machine"}
     assert np.isfinite(data["average"]["hueshift"]["ciede2000"])
+
+
+def test_report_baselines_match_independent_implementations(tmp_path, tiny_model_path):
+    """Ground-truth CDC and grey ΔE00 of the report, recomputed from their definitions with SciPy and
+    scikit-image instead of hueshift_core.metrics."""
+    import pytest
+    distance = pytest.importorskip("scipy.spatial.distance")
+    skcolor = pytest.importorskip("skimage.color")
+    clip = synthetic(tmp_path / "clip.mp4", n=9, colour=True)
+    r = evaluate([clip], get_model(tiny_model_path), PipelineOptions(sample=SampleOptions(steps=1)),
+                 log=lambda s: None)["clips"]["clip"]
+    frames = [f for b in read_frames(clip) for f in b]
+
+    def hist(f):
+        return [np.bincount(f[..., c].ravel(), minlength=256) / f[..., c].size for c in range(3)]
+
+    per_gap = []
+    for d in (1, 2, 4):
+        js = [np.mean([distance.jensenshannon(p, q) ** 2 for p, q in zip(hist(frames[i]), hist(frames[i + d]))])
+              for i in range(len(frames) - d)]
+        per_gap.append(np.mean(js))
+    assert abs(np.mean(per_gap) - r["ground_truth"]["cdc"]) < 1e-9
+
+    de = []
+    for f in frames:
+        lab = skcolor.rgb2lab(f / 255.0)
+        lab[..., 1:] = 0
+        grey = np.clip(np.round(skcolor.lab2rgb(lab) * 255), 0, 255) / 255.0
+        de.append(skcolor.deltaE_ciede2000(skcolor.rgb2lab(grey), skcolor.rgb2lab(f / 255.0)).mean())
+    assert abs(np.mean(de) - r["grey"]["ciede2000"]) < 0.05
