@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .colorize import SampleOptions, colorize_image, get_model
+from .data import is_grey
 from .diffusion import Sampler
 from .errors import InputError
 from .upscale import Upscale
@@ -85,13 +86,9 @@ def run(args: argparse.Namespace) -> int:
     model = get_model(args.model, args.device)
     options = SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed)
     for src, img, dst in zip(inputs, images, targets):
-        if img.ndim == 3 and not _is_grey(img):
+        if img.ndim == 3 and not is_grey(img):
             print(f"{src}: colour image, turned grey first", file=sys.stderr)
         write_image(dst, colorize_image(img, model, options=options, upscale=args.upscale))
         print(dst)
     return 0
 
-
-def _is_grey(rgb: np.ndarray) -> bool:
-    from .data import is_grey
-    return is_grey(rgb)

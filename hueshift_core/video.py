@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from .data import is_grey
 from .errors import InputError, VideoError
 
 log = logging.getLogger(__name__)
@@ -337,8 +338,7 @@ def is_grey_video(path: str | os.PathLike, sample: int = 8, threshold: float = 2
                                              interpolation=cv2.INTER_AREA))
     if not frames:
         frames = [f for b in read_frames(path, sample, max_frames=sample, max_side=256) for f in b]
-    lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in frames]).astype(np.float32)
-    return float(np.abs(lab[..., 1:] - 128).mean()) < threshold
+    return is_grey(np.concatenate(frames, axis=0), threshold)  # all frames share one width
 
 
 def check_writable(path: str | os.PathLike) -> Path:
