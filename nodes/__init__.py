@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .color import DDPMColorize, LABUpscale
 from .comfy_compat import ComfyExtension
+from .examples import install_example_inputs
 from .model import ModelLoader, register_model_folder
 from .temporal import Deflicker, KeyframeSelect, Propagate
 from .video import ColorizeVideoFile, LoadVideoFrames
@@ -18,7 +19,9 @@ NODES = [LoadVideoFrames, KeyframeSelect, ModelLoader, DDPMColorize, Propagate, 
 
 class HueShiftExtension(ComfyExtension):
     async def get_node_list(self) -> list:
-        register_model_folder()  # before ComfyUI builds the schemas (and the model dropdown)
+        # before ComfyUI builds the schemas: the model dropdown and the input-file dropdowns read these folders
+        register_model_folder()
+        install_example_inputs()
         return list(NODES)
 
 

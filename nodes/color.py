@@ -20,6 +20,7 @@ from .common import (
     images_to_frames,
     progress,
 )
+from .model import HueShiftModel
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
@@ -58,7 +59,7 @@ class DDPMColorize(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, images: torch.Tensor, model: core.ColorModel, steps: int, sampler: str, seed: int,
+    def execute(cls, images: torch.Tensor, model: HueShiftModel, steps: int, sampler: str, seed: int,
                 batch_size: int, working_size: int, keyframes=None) -> io.NodeOutput:
         frames = images_to_frames(images)
         note = colour_note(images, "HueShift DDPM Colorize")
@@ -69,7 +70,8 @@ class DDPMColorize(io.ComfyNode):
         options = core.SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size,
                                      batch_size=batch_size)
         batches = -(-len(indices) // batch_size)
-        ab = core.sample_frames_ab(model, frames[list(indices)], options, callback=progress(batches * steps))
+        ab = core.sample_frames_ab(model.for_sampling(), frames[list(indices)], options,
+                                  callback=progress(batches * steps))
         chroma = Chroma(ab=ab, frames=indices, num_frames=frames.shape[0], source_size=tuple(frames.shape[-2:]))
         return io.NodeOutput(chroma, ui=ui.PreviewText(note) if note else None)
 

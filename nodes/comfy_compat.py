@@ -1,39 +1,23 @@
 """The one place HueShift's nodes touch ComfyUI.
 
-Inside a ComfyUI server this module re-exports the real ``comfy_api.latest`` (``io``, ``ui``,
-``ComfyExtension``), ``folder_paths``, ``comfy.model_management``, ``comfy.utils.ProgressBar``
-and the VIDEO implementations. Without ComfyUI (CI, a plain ``pytest``) it falls back to the
-minimal stand-ins in :mod:`._standins`, which copy only the surface the nodes use so their
-schemas can be built and ``execute`` called directly. ``IN_COMFYUI`` says which one is live;
-only a real server (``tests/test_comfyui_server.py``) proves the real thing.
+It imports the real ComfyUI (``comfy_api.latest``: ``io``, ``ui``, ``ComfyExtension``;
+``folder_paths``; ``comfy.model_management``; ``comfy.model_patcher.ModelPatcher``;
+``comfy.utils.ProgressBar``; the VIDEO implementations), unconditionally: the pack runs inside
+ComfyUI or not at all. A ComfyUI too old for this API is caught earlier, at load time, by the
+pack's ``__init__`` (one line in ComfyUI's log). The node tests put fakes under these module
+names (``tests/comfy_standins.py``); nothing here knows about them.
 """
 
 from __future__ import annotations
 
-try:  # inside ComfyUI
-    import folder_paths
-    from comfy import model_management
-    from comfy.utils import ProgressBar
-    from comfy_api.latest import ComfyExtension, InputImpl, Types, io, ui
+import folder_paths
+from comfy import model_management
+from comfy.model_patcher import ModelPatcher
+from comfy.utils import ProgressBar
+from comfy_api.latest import ComfyExtension, InputImpl, Types, io, ui
 
-    VideoFromFile, VideoFromComponents = InputImpl.VideoFromFile, InputImpl.VideoFromComponents
-    VideoComponents = Types.VideoComponents
+VideoFromFile, VideoFromComponents = InputImpl.VideoFromFile, InputImpl.VideoFromComponents
+VideoComponents = Types.VideoComponents
 
-    IN_COMFYUI = True
-except ImportError:  # CI and library users: no ComfyUI on the path
-    from ._standins import (
-        ComfyExtension,
-        ProgressBar,
-        VideoComponents,
-        VideoFromComponents,
-        VideoFromFile,
-        folder_paths,
-        io,
-        model_management,
-        ui,
-    )
-
-    IN_COMFYUI = False
-
-__all__ = ["IN_COMFYUI", "ComfyExtension", "ProgressBar", "VideoComponents", "VideoFromComponents", "VideoFromFile",
-           "folder_paths", "io", "model_management", "ui"]
+__all__ = ["ComfyExtension", "ModelPatcher", "ProgressBar", "VideoComponents", "VideoFromComponents",
+           "VideoFromFile", "folder_paths", "io", "model_management", "ui"]

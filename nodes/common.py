@@ -148,16 +148,18 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def device_and_dtype(precision: str) -> tuple[torch.device, torch.dtype]:
-    """ComfyUI's torch device and the weight dtype: ``auto`` = fp16 on a GPU that ComfyUI
-    runs in fp16 (``should_use_fp16``), else fp32; half precision is never used on the CPU."""
+    """ComfyUI's torch device and the weight dtype: ``auto`` = fp16 on a GPU that ComfyUI runs in
+    fp16 (``should_use_fp16``), else bf16 where ComfyUI would use it (``should_use_bf16``), else
+    fp32; half precision is never used on the CPU."""
     device = model_management.get_torch_device()
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if device.type == "cpu" or precision == "fp32":
         return device, torch.float32
     if precision == "auto":
-        fp16_ok = getattr(model_management, "should_use_fp16", None)
-        return device, torch.float16 if fp16_ok is not None and fp16_ok(device) else torch.float32
+        if model_management.should_use_fp16(device):
+            return device, torch.float16
+        return device, torch.bfloat16 if model_management.should_use_bf16(device) else torch.float32
     return device, torch.float16 if precision == "fp16" else torch.bfloat16
 
 

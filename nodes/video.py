@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from ..hueshift_core.colorize import ColorModel, SampleOptions, get_model
+from ..hueshift_core.colorize import SampleOptions
 from ..hueshift_core.diffusion import Sampler
 from ..hueshift_core.errors import HueShiftError, VideoError
 from ..hueshift_core.upscale import Upscale
@@ -17,7 +17,6 @@ from .common import (
     LOG,
     MODEL,
     core,
-    device_and_dtype,
     frames_to_images,
     grey_frames,
     list_input_videos,
@@ -25,7 +24,7 @@ from .common import (
     progress,
     resolve_input_file,
 )
-from .model import DEFAULT, model_path
+from .model import DEFAULT, HueShiftModel, load, model_path
 
 MODES = ("keyframes", "per-frame")  # hueshift_core.pipeline.MODES (not imported here: it loads PyAV)
 
@@ -188,18 +187,19 @@ class ColorizeVideoFile(io.ComfyNode):
     @classmethod
     def execute(cls, video: str, path: str, filename_prefix: str, mode: str, steps: int, sampler: str, seed: int,
                 working_size: int, max_gap: int, deflicker: float, upscale: str, frame_cap: int,
-                model: ColorModel | None = None) -> io.NodeOutput:
+                model: HueShiftModel | None = None) -> io.NodeOutput:
         src = _source(video, path)
         pipeline = core("pipeline")
         info = core("video").probe(src)
         if model is None:
-            model = get_model(model_path(DEFAULT), *device_and_dtype("auto"))
+            model = load(model_path(DEFAULT))
         options = pipeline.PipelineOptions(
             mode=mode, sample=SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size),
             keyframes=core("keyframes").KeyframeOptions(max_gap=max_gap), deflicker=deflicker, upscale=upscale)
         dst, file, subfolder = output_file(filename_prefix, ".mp4")
         bar = progress(min(info.frame_count, frame_cap) if frame_cap else info.frame_count)
-        result = pipeline.colorize_video(src, dst, model, options, progress=bar.advance, max_frames=frame_cap or None)
+        result = pipeline.colorize_video(src, dst, model.for_sampling(), options, progress=bar.advance,
+                                         max_frames=frame_cap or None)
         text = (f"{result.frames} frames {result.width}x{result.height} in {result.seconds:.1f} s: {result.keyframes} "
                 f"keyframes, {result.shots} shot(s) -> {subfolder}/{file}")
         if result.colour_input:

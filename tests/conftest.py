@@ -1,7 +1,8 @@
-"""Shared fixtures: a tiny random model (fast), synthetic images, paths to optional real data."""
+"""Shared fixtures: a tiny random model (fast), synthetic images, paths to optional real data, ComfyUI fakes."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +50,16 @@ def shared_clips() -> list[Path]:
 
 def shared_shards() -> list[Path]:
     return sorted((SHARED / "images").glob("*.zip")) if (SHARED / "images").is_dir() else []
+
+
+@pytest.fixture(scope="session")
+def comfy_standins():
+    """ComfyUI's modules replaced by the fakes of ``comfy_standins.py`` in ``sys.modules`` (as ComfyUI's own
+    unit tests patch them) for the node tests; afterwards the fakes and the pack imported against them go."""
+    import comfy_standins
+
+    with pytest.MonkeyPatch.context() as mp:
+        comfy_standins.install(mp)
+        yield comfy_standins
+        for name in [k for k in sys.modules if k == "comfyui_hueshift" or k.startswith("comfyui_hueshift.")]:
+            del sys.modules[name]

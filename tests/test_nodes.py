@@ -1,8 +1,8 @@
 """The ComfyUI nodes without ComfyUI: schemas, execution on small inputs, bad input, progress, Cancel.
 
 The pack is loaded the way ComfyUI loads it (the repository root as a package, nodes reached
-relatively), under the name ``comfyui_hueshift``; without ComfyUI on the path the nodes run on
-the stand-ins of ``nodes/_standins.py``.
+relatively), under the name ``comfyui_hueshift``, with the test fakes of ``tests/comfy_standins.py``
+in ``sys.modules`` under ComfyUI's module names (the ``comfy_standins`` fixture of conftest.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = "comfyui_hueshift"
+pytestmark = pytest.mark.usefixtures("comfy_standins")
 
 
 def load_pack():
@@ -66,6 +67,7 @@ def comfy(tmp_path, monkeypatch):
     fp.set_input_directory(str(tmp_path / "input"))
     fp.set_output_directory(str(tmp_path / "output"))
     monkeypatch.delitem(fp.folder_names_and_paths, "hueshift", raising=False)
+    monkeypatch.setattr(compat.model_management, "current_loaded_models", [])
     return compat
 
 
@@ -121,6 +123,9 @@ def tiny_model(comfy, tiny_model_path, nodes):
     return nodes["HueShiftModelLoader"].execute(model_name="tiny.safetensors", precision="auto").args[0]
 
 
+SHIPPED = sorted(p.name for p in (ROOT / "hueshift_core" / "weights").glob("*.safetensors"))
+
+
 def run(cls, **inputs):
     out = cls.execute(**inputs)
     return out.args, out.ui
@@ -166,21 +171,47 @@ def test_only_the_savers_are_output_nodes(nodes):
 
 def test_model_loader_options_validation_and_cache(comfy, tiny_model_path, nodes):
     loader = nodes["HueShiftModelLoader"]
-    assert loader.define_schema().inputs[0].options == ["default (shipped)"]
+    assert loader.define_schema().inputs[0].options == ["default (shipped)", *SHIPPED]
     (Path(comfy.folder_paths.models_dir) / "hueshift" / "sub").mkdir()
     shutil.copy(tiny_model_path, Path(comfy.folder_paths.models_dir) / "hueshift" / "sub" / "tiny.safetensors")
     (Path(comfy.folder_paths.models_dir) / "hueshift" / "notes.txt").write_text("not a model")
-    assert loader.define_schema().inputs[0].options == ["default (shipped)", "sub/tiny.safetensors"]
+    options = loader.define_schema().inputs[0].options
+    assert options == ["default (shipped)", *sorted(SHIPPED + ["sub/tiny.safetensors"])]
     assert loader.validate_inputs(model_name="sub/tiny.safetensors") is True
     assert loader.validate_inputs(model_name="default (shipped)") is True
+    for name in SHIPPED:  # the pack's own weights are listed by file name too
+        assert loader.validate_inputs(model_name=name) is True
     for bad in ("missing.safetensors", "../../models/hueshift/sub/tiny.safetensors", "notes.txt"):
         msg = loader.validate_inputs(model_name=bad)
         assert isinstance(msg, str) and "not in the HueShift model folder" in msg
     a = loader.execute(model_name="sub/tiny.safetensors", precision="auto").args[0]
     b = loader.execute(model_name="sub/tiny.safetensors", precision="fp32").args[0]
-    assert a is b and a.dtype == torch.float32 and a.device.type == "cpu"
+    assert a is b and a.model.dtype == torch.float32 and a.model.device.type == "cpu"
     with pytest.raises(errors().CheckpointError, match="not in the HueShift model folder"):
         loader.execute(model_name="missing.safetensors", precision="auto")
+
+
+def test_model_memory_is_left_to_comfyui(comfy, tiny_model_path, nodes):
+    """Loaded on the offload device, handed to model_management to sample, reused while held, gone once let go."""
+    import gc
+    import weakref
+
+    mm = comfy.model_management
+    shutil.copy(tiny_model_path, Path(comfy.folder_paths.models_dir) / "hueshift" / "tiny.safetensors")
+    loader = nodes["HueShiftModelLoader"]
+    held = loader.execute(model_name="tiny.safetensors", precision="auto").args[0]
+    assert held.patcher.model is held.model.net and held.patcher.offload_device == mm.unet_offload_device()
+    assert held.patcher.load_device == mm.get_torch_device() and mm.loaded_models() == []  # not yet asked to load
+    nodes["HueShiftDDPMColorize"].execute(images=images(1), model=held, steps=1, sampler="ddim", seed=0,
+                                          batch_size=1, working_size=16)
+    assert mm.loaded_models() == [held.patcher]  # sampling went through load_models_gpu
+    assert loader.execute(model_name="tiny.safetensors", precision="auto").args[0] is held  # reused
+    net = weakref.ref(held.model.net)
+    mm.unload_all_models()
+    del held
+    gc.collect()
+    assert net() is None, "the pack still holds the model after ComfyUI let it go"
+    assert mm.loaded_models() == []
 
 
 def test_model_loader_rejects_a_pickle(comfy, nodes):
@@ -192,13 +223,61 @@ def test_model_loader_rejects_a_pickle(comfy, nodes):
 
 def test_fp16_only_on_a_gpu(comfy, monkeypatch):
     common = pack_module("nodes.common")
+    mm = comfy.model_management
     assert common.device_and_dtype("fp16") == (torch.device("cpu"), torch.float32)
-    monkeypatch.setattr(comfy.model_management, "get_torch_device", lambda: torch.device("cuda", 0))
-    monkeypatch.setattr(comfy.model_management, "should_use_fp16", lambda device=None: True, raising=False)
+    monkeypatch.setattr(mm, "get_torch_device", lambda: torch.device("cuda", 0))
+    monkeypatch.setattr(mm, "should_use_fp16", lambda device=None: True)
     assert common.device_and_dtype("auto") == (torch.device("cuda", 0), torch.float16)
     assert common.device_and_dtype("fp32")[1] == torch.float32
-    monkeypatch.setattr(comfy.model_management, "should_use_fp16", lambda device=None: False, raising=False)
+    monkeypatch.setattr(mm, "should_use_fp16", lambda device=None: False)
+    monkeypatch.setattr(mm, "should_use_bf16", lambda device=None: True)
+    assert common.device_and_dtype("auto")[1] == torch.bfloat16
+    monkeypatch.setattr(mm, "should_use_bf16", lambda device=None: False)
     assert common.device_and_dtype("auto")[1] == torch.float32
+
+
+def test_example_inputs_are_put_in_place_once(comfy, nodes):
+    examples = pack_module("nodes.examples")
+    inp = Path(comfy.folder_paths.get_input_directory())
+    for name in examples.NAMES:  # shipped, small, and put in place when ComfyUI loads the pack (`nodes`)
+        assert (examples.EXAMPLES / name).stat().st_size < 300_000
+        assert (inp / name).read_bytes() == (examples.EXAMPLES / name).read_bytes()
+        (inp / name).unlink()
+    (inp / "hueshift_example.jpg").write_bytes(b"the user's own")
+    assert examples.install_example_inputs() == ["hueshift_example.mp4"]
+    assert (inp / "hueshift_example.jpg").read_bytes() == b"the user's own"  # never overwritten
+    assert examples.install_example_inputs() == []
+    assert "hueshift_example.mp4" in nodes["HueShiftLoadVideoFrames"].define_schema().inputs[0].options
+    info = pack_module("hueshift_core.video").probe(str(inp / "hueshift_example.mp4"))
+    assert (info.width, info.height, info.frame_count) == (320, 180, 16)
+
+
+def test_no_comfyui_fakes_in_the_pack():
+    """The pack imports the real ComfyUI: without one, importing the nodes fails instead of faking it."""
+    assert not list((ROOT / "nodes").glob("*standin*"))
+    assert "except ImportError" not in (ROOT / "nodes" / "comfy_compat.py").read_text()
+    code = ("import importlib.util, sys; "
+            f"s = importlib.util.spec_from_file_location('p', {str(ROOT / '__init__.py')!r}, "
+            f"submodule_search_locations=[{str(ROOT)!r}]); m = importlib.util.module_from_spec(s); "
+            "sys.modules['p'] = m; s.loader.exec_module(m); import p.nodes")
+    run_ = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run_.returncode != 0 and "ModuleNotFoundError: No module named" in run_.stderr
+
+
+def test_a_comfyui_too_old_gets_one_line_at_load_time(tmp_path):
+    """Inside a ComfyUI (folder_paths imported) without comfy_api.latest: one clear error line, nothing else."""
+    (tmp_path / "folder_paths.py").write_text("")
+    code = ("import folder_paths, importlib.util, logging, sys; "
+            "logging.basicConfig(format='%(levelname)s %(message)s'); "
+            f"s = importlib.util.spec_from_file_location('p', {str(ROOT / '__init__.py')!r}, "
+            f"submodule_search_locations=[{str(ROOT)!r}]); m = importlib.util.module_from_spec(s); "
+            "sys.modules['p'] = m; s.loader.exec_module(m)")
+    run_ = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert run_.returncode == 0, run_.stderr
+    lines = run_.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR ComfyUI-HueShift needs ComfyUI >= 0.3.64"), lines
+    assert "update ComfyUI" in lines[0]
 
 
 # --- DDPM colorize and LAB upscale: one image colorized -------------------------------------------
@@ -327,7 +406,7 @@ def test_input_paths_stay_in_the_input_folder(comfy, tmp_path, nodes):
     with pytest.raises(errors().InputError, match="no video chosen"):
         common.resolve_input_file("  ")
     (inp / "notes.txt").write_text("x")
-    assert common.list_input_videos() == ["link.mp4"]  # top level, video extensions only
+    assert common.list_input_videos() == ["hueshift_example.mp4", "link.mp4"]  # top level, video extensions only
     for node in ("HueShiftLoadVideoFrames", "HueShiftColorizeVideoFile"):
         msg = nodes[node].validate_inputs(video="a.mp4", path="../secret.mp4")
         assert "outside ComfyUI's input folder" in msg

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from test_nodes import node_classes
 
+pytestmark = pytest.mark.usefixtures("comfy_standins")
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 EXAMPLES = sorted((ROOT / "example_workflows").glob("*.json"))

@@ -1,16 +1,21 @@
-"""Minimal stand-ins for the parts of ComfyUI the nodes use, for tests run without ComfyUI.
+"""Test fakes for the parts of ComfyUI the nodes use, for node tests run without ComfyUI.
 
-Each mirrors the real object's name, signature and attributes as of ComfyUI 0.3.64
-(``comfy_api.latest._io``/``_ui``, ``folder_paths``, ``comfy.model_management``,
-``comfy.utils.ProgressBar``) and nothing more: no validation of graphs, no server, no caching.
-A node that works here but not in a real server is caught by ``tests/test_comfyui_server.py``.
+They live here, never in the pack: the pack imports the real ComfyUI unconditionally.
+:func:`install` puts them in ``sys.modules`` under ComfyUI's own module names (``folder_paths``,
+``comfy.model_management``, ``comfy.model_patcher``, ``comfy.utils``, ``comfy_api.latest``), as
+ComfyUI's own unit tests patch ``sys.modules``. Each mirrors the real object's name, signature and
+attributes as of ComfyUI 0.3.64 and nothing more: no validation of graphs, no server. A node that
+works here but not in a real server is caught by ``tests/test_comfyui_server.py``.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import os
+import sys
 import threading
+import types
+import weakref
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
@@ -265,8 +270,40 @@ class _ModelManagement:
         return torch.device("cpu")
 
     @staticmethod
+    def unet_offload_device() -> torch.device:
+        return torch.device("cpu")
+
+    @staticmethod
+    def should_use_fp16(device=None, model_params: int = 0, prioritize_performance: bool = True,
+                        manual_cast: bool = False) -> bool:
+        return False
+
+    @staticmethod
+    def should_use_bf16(device=None, model_params: int = 0, prioritize_performance: bool = True,
+                        manual_cast: bool = False) -> bool:
+        return False
+
+    @staticmethod
     def soft_empty_cache(force: bool = False) -> None:
         pass
+
+    # The loaded-model list: ComfyUI keeps LoadedModel records holding weak references to patchers.
+    current_loaded_models: list = []
+
+    def load_models_gpu(self, models: list, memory_required: int = 0, force_patch_weights: bool = False,
+                        minimum_memory_required=None, force_full_load: bool = False) -> None:
+        for m in models:
+            if not any(r() is m for r in self.current_loaded_models):
+                m.model.to(m.load_device)
+                self.current_loaded_models.insert(0, weakref.ref(m))
+
+    def loaded_models(self, only_currently_used: bool = False) -> list:
+        return [m for m in (r() for r in self.current_loaded_models) if m is not None]
+
+    def unload_all_models(self) -> None:
+        for m in self.loaded_models():
+            m.model.to(m.offload_device)
+        self.current_loaded_models.clear()
 
     def interrupt_current_processing(self, value: bool = True) -> None:
         with self._lock:
@@ -280,6 +317,14 @@ class _ModelManagement:
 
 
 model_management = _ModelManagement()
+
+
+class ModelPatcher:
+    """``comfy.model_patcher.ModelPatcher``: a module with the device it runs on and the one it waits on."""
+
+    def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device,
+                 size: int = 0, weight_inplace_update: bool = False) -> None:
+        self.model, self.load_device, self.offload_device, self.size = model, load_device, offload_device, size
 
 
 class ProgressBar:
@@ -296,3 +341,39 @@ class ProgressBar:
 
     def update(self, value: int) -> None:
         self.update_absolute(self.current + value)
+
+
+# --- installing them under ComfyUI's module names ----------------------------------------------------------
+
+
+def modules() -> dict[str, types.ModuleType]:
+    """The fakes as modules named like ComfyUI's: what ``install`` puts in ``sys.modules``."""
+    def module(name: str, **attrs) -> types.ModuleType:
+        m = types.ModuleType(name)
+        m.__dict__.update(attrs)
+        return m
+
+    latest = module("comfy_api.latest", io=io, ui=ui, ComfyExtension=ComfyExtension,
+                    InputImpl=SimpleNamespace(VideoFromFile=VideoFromFile, VideoFromComponents=VideoFromComponents),
+                    Types=SimpleNamespace(VideoComponents=VideoComponents))
+    comfy = module("comfy", model_management=model_management)
+    comfy.utils = module("comfy.utils", ProgressBar=ProgressBar)
+    comfy.model_patcher = module("comfy.model_patcher", ModelPatcher=ModelPatcher)
+    comfy.__path__ = []  # a package, so ``from comfy import model_management`` and ``comfy.utils`` resolve
+    return {"folder_paths": folder_paths, "comfy": comfy, "comfy.model_management": model_management,
+            "comfy.utils": comfy.utils, "comfy.model_patcher": comfy.model_patcher,
+            "comfy_api": module("comfy_api", latest=latest, __path__=[]), "comfy_api.latest": latest}
+
+
+def install(monkeypatch) -> None:
+    """Put the fakes in ``sys.modules`` for the life of ``monkeypatch`` (refuses if a real ComfyUI is loaded)."""
+    real = [name for name in ("comfy", "comfy_api", "folder_paths") if name in sys.modules
+            and not getattr(sys.modules[name], "_hueshift_standin", False)]
+    if real:
+        raise RuntimeError(f"a real ComfyUI is already imported ({real}): the stand-ins would hide it")
+    for name, mod in modules().items():
+        try:
+            mod._hueshift_standin = True
+        except AttributeError:  # the folder_paths/model_management objects are instances, not modules
+            object.__setattr__(mod, "_hueshift_standin", True)
+        monkeypatch.setitem(sys.modules, name, mod)
