@@ -5,7 +5,9 @@ The header metadata (string -> string) holds everything a loader needs:
 * ``hueshift.format``: ``"1"``;
 * ``hueshift.unet_config``: :class:`UNetConfig` as JSON;
 * ``hueshift.schedule``, ``hueshift.num_timesteps``, ``hueshift.prediction``;
-* ``hueshift.provenance``: JSON (data, steps, batch, hardware, losses...), free form.
+* ``hueshift.provenance``: JSON (data, steps, batch, hardware, losses...), free form;
+* ``hueshift.guidance`` (optional): the classifier-free guidance scale the model is meant to be
+  sampled with; present only for models trained with L dropped some of the time.
 
 Every failure is a :class:`CheckpointError` with a one-line message naming the problem.
 """
@@ -29,6 +31,7 @@ from .unet import ColorUNet, UNetConfig
 
 FORMAT_VERSION = "1"
 _MAX_HEADER = 100 * 1024 * 1024
+MAX_GUIDANCE = 20.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class ModelInfo:
     num_timesteps: int
     prediction: Prediction
     provenance: dict[str, Any] = field(default_factory=dict)
+    guidance: float | None = None  # default guidance scale; None: not trained for guidance (scale 1 only)
 
 
 @dataclass
@@ -87,6 +91,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
         "hueshift.prediction": info.prediction.value,
         "hueshift.provenance": json.dumps(info.provenance, sort_keys=True),
     }
+    if info.guidance is not None:
+        metadata["hueshift.guidance"] = repr(float(info.guidance))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -148,13 +154,16 @@ def _info_from_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
         num_timesteps = int(meta["hueshift.num_timesteps"])
         prediction = Prediction(meta["hueshift.prediction"])
         provenance = json.loads(meta.get("hueshift.provenance", "{}"))
+        guidance = float(meta["hueshift.guidance"]) if "hueshift.guidance" in meta else None
     except KeyError as err:
         raise CheckpointError(f"{path}: metadata field {err.args[0]!r} is missing") from None
     except ValueError as err:
         raise CheckpointError(f"{path}: invalid metadata ({err})") from None
     if num_timesteps < 2:
         raise CheckpointError(f"{path}: num_timesteps must be >= 2, got {num_timesteps}")
-    return ModelInfo(config, schedule, num_timesteps, prediction, provenance)
+    if guidance is not None and not 0.0 <= guidance <= MAX_GUIDANCE:
+        raise CheckpointError(f"{path}: guidance scale {guidance} outside [0, {MAX_GUIDANCE}]")
+    return ModelInfo(config, schedule, num_timesteps, prediction, provenance, guidance)
 
 
 def load_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

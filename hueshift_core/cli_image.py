@@ -22,6 +22,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="HueShift .safetensors checkpoint (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same colours")
     p.add_argument("--steps", type=int, default=25, help="diffusion sampling steps (default 25)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale: higher = more vivid, more decided colours "
+                        "(default: the model's own; 1 = off)")
     p.add_argument("--sampler", choices=[s.value for s in Sampler], default=Sampler.DDIM.value)
     p.add_argument("--upscale", choices=[u.value for u in Upscale], default=Upscale.GUIDED.value,
                    help="chroma upscale: guided (edge-aware, default) or bicubic (the original's)")
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         targets = [out / f"{p.stem}.png" for p in inputs]
     images = [read_image(p) for p in inputs]  # fail before any sampling on a bad input
     model = get_model(args.model, args.device)
-    options = SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed)
+    options = SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
+                            guidance=args.guidance)
     for src, img, dst in zip(inputs, images, targets):
         if img.ndim == 3 and not is_grey(img):
             print(f"{src}: colour image, turned grey first", file=sys.stderr)

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.output)
     options = PipelineOptions(
         mode=args.mode,
-        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, batch_size=args.batch_size),
+        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
+                             batch_size=args.batch_size, guidance=args.guidance),
         keyframes=KeyframeOptions(max_gap=args.max_gap),
         deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
     )

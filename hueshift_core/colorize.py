@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .checkpoint import ColorModel, load_model, resolve_model_path
 from .color import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
-from .diffusion import SAMPLERS, Callback, Denoiser, Sampler, q_sample, sample_ddim, space_timesteps
+from .diffusion import SAMPLERS, Callback, Denoiser, Guided, Sampler, q_sample, sample_ddim, space_timesteps
 from .errors import InputError
 from .upscale import Upscale, upscale_ab
 
@@ -37,8 +37,11 @@ class SampleOptions:
     short_side: int = 64  # working resolution: the short side, in pixels (multiple of 8)
     max_long_side: int = 256
     batch_size: int = 8
+    guidance: float | None = None  # classifier-free guidance scale; None = the model's own default
 
     def __post_init__(self) -> None:
+        if self.guidance is not None and not (math.isfinite(self.guidance) and 0.0 <= self.guidance <= 20.0):
+            raise InputError(f"guidance scale must be in [0, 20], got {self.guidance}")
         if self.steps < 1:
             raise InputError(f"steps must be >= 1, got {self.steps}")
         if self.short_side < 8 or self.short_side % 8:
@@ -72,6 +75,22 @@ class _Cast:
         return self.net(x.to(self.dtype), t, cond.to(self.dtype)).float()
 
 
+def guidance_scale(model: ColorModel, requested: float | None = None) -> float:
+    """The guidance scale to sample ``model`` with: ``requested``, else the model's default, else 1.
+
+    A model trained without dropping L (``info.guidance is None``, e.g. hueshift-v1) has no
+    unconditional mode, so any scale but 1 is refused.
+    """
+    if requested is None:
+        return 1.0 if model.info.guidance is None else float(model.info.guidance)
+    if not (math.isfinite(requested) and 0.0 <= requested <= 20.0):
+        raise InputError(f"guidance scale must be in [0, 20], got {requested}")
+    if model.info.guidance is None and requested != 1.0:
+        raise InputError(f"model {Path(model.path).name or '(in memory)'} was not trained for classifier-free "
+                         f"guidance: use guidance 1 (or a model that supports it, such as the default)")
+    return float(requested)
+
+
 def make_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """Standard normal noise drawn on the CPU (so a seed gives the same result on any device)."""
     return torch.randn(shape, generator=generator, dtype=torch.float32)
@@ -81,13 +100,15 @@ def make_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tens
 def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 25, sampler: Sampler | str = Sampler.DDIM,
               generator: torch.Generator, eta: float = 0.0, init_ab: torch.Tensor | None = None,
               strength: float = 1.0, noise: torch.Tensor | None = None,
-              callback: Callback | None = None) -> torch.Tensor:
+              callback: Callback | None = None, guidance: float | None = None) -> torch.Tensor:
     """Sample normalised ab ``[B, 2, h, w]`` (about [-1, 1]) for normalised L ``[B, 1, h, w]`` in [-1, 1].
 
     ``init_ab`` with ``strength < 1`` starts from that colour noised to timestep
     ``strength * (T - 1)`` (SDEdit), running about ``steps * strength`` steps: later
     keyframes keep what earlier ones chose unless the model disagrees. ``noise``
     ``[B, 2, h, w]`` replaces the drawn noise (share it across frames for steadier colour).
+    ``guidance`` is the classifier-free guidance scale (None: the model's default,
+    :func:`guidance_scale`); a scale other than 1 doubles the network evaluations.
     """
     if l_norm.dim() != 4 or l_norm.shape[1] != 1:
         raise InputError(f"L must be [B, 1, h, w], got {tuple(l_norm.shape)}")
@@ -97,7 +118,9 @@ def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 25, sampl
     if l_norm.shape[-2] % multiple or l_norm.shape[-1] % multiple:
         raise InputError(f"working size {tuple(l_norm.shape[-2:])} must be a multiple of {multiple}")
     device = model.device
-    denoiser = Denoiser(_Cast(model.net, model.dtype), model.alphas_cumprod, model.info.prediction)
+    scale = guidance_scale(model, guidance)
+    net = _Cast(model.net, model.dtype)
+    denoiser = Denoiser(Guided(net, scale) if scale != 1.0 else net, model.alphas_cumprod, model.info.prediction)
     T = denoiser.num_timesteps
     shape = (l_norm.shape[0], 2, *l_norm.shape[-2:])
     if noise is None:
@@ -149,7 +172,7 @@ def sample_frames_ab(model: ColorModel, frames: torch.Tensor, options: SampleOpt
     for i in range(0, frames.shape[0], options.batch_size):
         l_full, _ = frames_to_lab(frames[i:i + options.batch_size].float())
         ab = sample_ab(model, downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
-                       generator=g, eta=options.eta, callback=callback)
+                       generator=g, eta=options.eta, callback=callback, guidance=options.guidance)
         out.append(denormalize_ab(ab.float().cpu()))
     return torch.cat(out)
 

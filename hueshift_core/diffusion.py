@@ -78,6 +78,36 @@ class Model(Protocol):
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
 
 
+#: The condition a classifier-free-guidance model is trained with in place of L (outside L's
+#: normalised range [-1, 1], so the network can always tell "no L" from a real frame).
+NULL_COND = -2.0
+
+
+class Guided:
+    """Classifier-free guidance (Ho & Salimans 2022) around a network ``model(x, t, cond)``.
+
+    Returns ``out_null + scale * (out_cond - out_null)``, where ``out_null`` is the output
+    for the null condition (:data:`NULL_COND` everywhere). ``scale = 1`` is the plain
+    conditional model (one evaluation); larger scales push the colours towards what L
+    makes likely, away from the average colour of everything: more vivid and more decided.
+    The two evaluations run as one batch.
+    """
+
+    def __init__(self, model: Model, scale: float) -> None:
+        if not math.isfinite(scale) or scale < 0:
+            raise InputError(f"guidance scale must be a finite number >= 0, got {scale}")
+        self.model, self.scale = model, float(scale)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1.0:
+            return self.model(x, t, cond)
+        null = torch.full_like(cond[:, :1], NULL_COND)
+        null = torch.cat([null, cond[:, 1:]], 1)
+        out = self.model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]))
+        out_c, out_n = out.chunk(2)
+        return out_n + self.scale * (out_c - out_n)
+
+
 class Denoiser:
     """Wraps a network ``model(x_t, t, cond)`` predicting ``eps`` or ``v`` as ``(x0, eps)``.
 

@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
         Path(args.save_dir).mkdir(parents=True, exist_ok=True)
     options = PipelineOptions(
         mode=args.mode, deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
-        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, batch_size=args.batch_size),
+        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
+                             batch_size=args.batch_size, guidance=args.guidance),
         keyframes=KeyframeOptions(max_gap=args.max_gap))
     model = get_model(args.model, args.device)
     result = evaluate(clips, model, options, save_dir=args.save_dir, max_frames=args.max_frames,

@@ -169,7 +169,7 @@ class VideoPipeline:
             init_ab = normalize_ab(F.interpolate(ab0, size=self.work, mode="area"))
         with self._timed("diffusion"):
             ab = sample_ab(self.model, l_work, steps=o.steps, sampler=o.sampler, generator=self._gen, eta=o.eta,
-                           init_ab=init_ab, strength=opts.warm_start if warm else 1.0, noise=noise)
+                           guidance=o.guidance, init_ab=init_ab, strength=opts.warm_start if warm else 1.0, noise=noise)
         ab = F.interpolate(denormalize_ab(ab.float().cpu()), size=self.prop, mode="bicubic", align_corners=False)
         out = [a.permute(1, 2, 0).numpy().astype(np.float32) for a in ab]
         self.stats.keyframe_chroma += [float(np.abs(a).mean()) for a in out]

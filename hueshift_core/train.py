@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -32,8 +33,8 @@ from safetensors.torch import save_file
 from torch.utils.data import DistributedSampler
 
 from .checkpoint import ModelInfo, save_checkpoint
-from .data import ImageSet, batch_to_model_space, load_images
-from .diffusion import Prediction, Schedule, make_schedule, training_loss
+from .data import DEFAULT_BUCKETS, ImageSet, SceneMix, batch_to_model_space, load_images, load_scene_mix
+from .diffusion import NULL_COND, Prediction, Schedule, make_schedule, training_loss
 from .errors import CheckpointError, HueShiftError, InputError
 from .unet import ColorUNet, UNetConfig, count_parameters
 
@@ -55,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     bf16: bool = True  # autocast on CUDA only
     max_minutes: float = 0.0  # 0 = no time limit
+    cond_drop: float = 0.0  # share of samples trained without L (classifier-free guidance)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -80,7 +82,7 @@ class Trainer:
     ``optimizer`` must optimise ``net.parameters()``.
     """
 
-    def __init__(self, net: ColorUNet, data: ImageSet, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+    def __init__(self, net: ColorUNet, data: ImageSet | SceneMix, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                  *, out_dir: str | Path, schedule: Schedule = Schedule.COSINE,
                  prediction: Prediction = Prediction.V, val: ImageSet | None = None,
                  device: torch.device | str = "cpu", provenance: dict | None = None) -> None:
@@ -99,17 +101,18 @@ class Trainer:
         if _world() > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.sampler = DistributedSampler(range(len(data)), num_replicas=_world(), rank=_rank(),
-                                          shuffle=True, seed=cfg.seed, drop_last=True)
         self.per_rank_batch = cfg.batch_size // _world()
         if self.per_rank_batch < 1:
             raise InputError(f"batch size {cfg.batch_size} is smaller than the {_world()} processes")
-        if len(self.sampler) < self.per_rank_batch:
-            raise InputError(f"{len(data)} training images is fewer than one batch of {cfg.batch_size}")
+        if not isinstance(data, SceneMix):
+            self.sampler = DistributedSampler(range(len(data)), num_replicas=_world(), rank=_rank(),
+                                              shuffle=True, seed=cfg.seed, drop_last=True)
+            if len(self.sampler) < self.per_rank_batch:
+                raise InputError(f"{len(data)} training images is fewer than one batch of {cfg.batch_size}")
         self.log: list[dict] = []
         self._order_epoch = -1
         self._order = torch.empty(0, dtype=torch.long)
-        if self.device.type == "cuda":  # a few hundred MB of uint8: keep it next to the model
+        if self.device.type == "cuda" and isinstance(data, ImageSet):  # a few hundred MB of uint8: keep it next to the model
             self.data = ImageSet(data.images.to(self.device), data.names, data.skipped)
 
     # ---- batches -------------------------------------------------------------------------------
@@ -136,8 +139,13 @@ class Trainer:
     # ---- one step ------------------------------------------------------------------------------
     def train_step(self) -> float:
         cfg = self.cfg
-        idx = self._batch_indices(self.step)
-        l, ab = self._to_model(self.data.images[idx], augment=True)
+        if isinstance(self.data, SceneMix):  # crops are flipped by the mix itself
+            l, ab = self._to_model(self.data.batch(self.step, self.per_rank_batch, _rank()), augment=False)
+        else:
+            l, ab = self._to_model(self.data.images[self._batch_indices(self.step)], augment=True)
+        if cfg.cond_drop > 0:  # classifier-free guidance: learn p(ab) without L too
+            drop = torch.rand(l.shape[0], generator=self.gen, device=self.device) < cfg.cond_drop
+            l = torch.where(drop.reshape(-1, 1, 1, 1), torch.full_like(l, NULL_COND), l)
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, cfg)
         with self._autocast():
@@ -178,7 +186,8 @@ class Trainer:
     # ---- files ---------------------------------------------------------------------------------
     def model_info(self, extra: dict | None = None) -> ModelInfo:
         prov = dict(self.provenance, steps=self.step, train_seconds=round(self.wall, 1), **(extra or {}))
-        return ModelInfo(self.net.config, self.schedule, len(self.alphas_cumprod), self.prediction, prov)
+        guidance = 1.0 if self.cfg.cond_drop > 0 else None  # trained for guidance; the shipped scale is set later
+        return ModelInfo(self.net.config, self.schedule, len(self.alphas_cumprod), self.prediction, prov, guidance)
 
     def save_training_state(self, path: Path) -> None:
         """Everything needed for an exact resume, as safetensors."""
@@ -357,6 +366,18 @@ def prepare_out_dir(out: Path) -> None:
         raise InputError(f"cannot write to output folder {out}: {err.strerror or err}") from None
 
 
+def _parse_buckets(text: str) -> tuple[tuple[int, int, float], ...]:
+    try:
+        out = []
+        for item in text.split(","):
+            size, share = item.split(":")
+            h, w = size.lower().split("x")
+            out.append((int(h), int(w), float(share)))
+        return tuple(out)
+    except ValueError:
+        raise InputError(f"--buckets must look like 64x112:0.45,64x64:0.55, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hueshift train", description="Train a HueShift colour model. "
                                 "Under torchrun --nproc_per_node N it trains with DistributedDataParallel.")
@@ -380,6 +401,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", type=float, nargs="+", default=None,
+                   help="scene-level training: one mixing weight per data source; batches are whole-scene crops "
+                        "at video's aspect ratios (see --buckets) and validation is split by clip")
+    p.add_argument("--buckets", default=None,
+                   help="with --weights: crop sizes and their shares, e.g. 64x112:0.45,64x88:0.25,64x64:0.3")
+    p.add_argument("--holdout-share", type=float, default=0.06,
+                   help="with --weights: share of clips/photos held out for validation (by clip)")
+    p.add_argument("--cond-drop", type=float, default=0.0,
+                   help="share of samples trained without L, for classifier-free guidance at sampling (e.g. 0.1)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -425,12 +456,28 @@ def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
         raise InputError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     if main_rank:
         prepare_out_dir(out)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    if not 0.0 <= args.cond_drop < 1.0:
+        raise InputError(f"--cond-drop must be in [0, 1), got {args.cond_drop}")
     t = time.perf_counter()
-    images = load_images(args.data, 64, max_images=args.max_images, seed=args.seed)
-    train, val = images.split(args.holdout) if args.holdout else (images, None)
-    if main_rank:
-        print(f"data: {len(train)} training, {len(val) if val else 0} held out, skipped {dict(images.skipped)} "
-              f"({time.perf_counter() - t:.1f}s)", file=sys.stderr)
+    data_info: dict = {}
+    if args.weights:
+        buckets = _parse_buckets(args.buckets) if args.buckets else DEFAULT_BUCKETS
+        train, val, held = load_scene_mix(args.data, args.weights, holdout_share=args.holdout_share,
+                                          buckets=buckets, seed=args.seed, max_per_source=args.max_images)
+        data_info = dict(train.describe(), held_out_groups=len(held))
+        if main_rank:
+            print(f"data: scene mix {json.dumps(train.describe())}; {len(val)} validation crops from "
+                  f"{len(held)} held-out clips/photos ({time.perf_counter() - t:.1f}s)", file=sys.stderr)
+            (out / "held_out.json").write_text(json.dumps(held, indent=0))
+    else:
+        images = load_images(args.data, 64, max_images=args.max_images, seed=args.seed)
+        train, val = images.split(args.holdout) if args.holdout else (images, None)
+        if main_rank:
+            print(f"data: {len(train)} training, {len(val) if val else 0} held out, skipped {dict(images.skipped)} "
+                  f"({time.perf_counter() - t:.1f}s)", file=sys.stderr)
     config = UNetConfig.from_json(args.config) if args.config else UNetConfig()
     net = ColorUNet(config)
     if args.init:
@@ -444,11 +491,11 @@ def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, warmup_steps=args.warmup, max_steps=args.steps,
                       ema_decay=args.ema, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
                       val_every=args.val_every, log_every=args.log_every, seed=args.seed,
-                      max_minutes=args.max_minutes)
+                      max_minutes=args.max_minutes, cond_drop=args.cond_drop)
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{os.cpu_count()}"
     provenance = {"data": [Path(d).name for d in args.data], "init": Path(args.init).name if args.init else None, "train_images": len(train),
                   "batch": args.batch, "hardware": f"{hardware} x{_world()}", "lr": args.lr,
-                  "parameters": count_parameters(net)}
+                  "parameters": count_parameters(net), "cond_drop": args.cond_drop, **data_info}
     trainer = Trainer(net, train, opt, cfg, out_dir=out, schedule=Schedule(args.schedule),
                       prediction=Prediction(args.prediction), val=val, device=device, provenance=provenance)
     if args.resume:
