@@ -355,18 +355,25 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
     Raises :class:`~hueshift_core.errors.HueShiftError` on bad input, before any work when it can.
     """
     t0 = time.perf_counter()
+    if not isinstance(options, PipelineOptions):
+        raise InputError(f"options must be a PipelineOptions, got {type(options).__name__}")
+    if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+        raise InputError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
     info = probe(src)
-    check_writable(dst)
-    if Path(dst).resolve() == Path(src).resolve():
-        raise VideoError("the output must not overwrite the input video")
+    check_writable(dst, [src])  # also refuses dst == src (by inode), before any work
     if not isinstance(model, ColorModel):
         model = get_model(model, device)
     pipe = VideoPipeline(model, options)
     encode = 0.0
-    with VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None) as writer:
-        for out in pipe.run(read_frames(src, options.decode_batch, max_frames=max_frames), progress):
+    times: list | None = [] if info.variable_rate else None  # VFR: carry each frame's time to the output
+    with VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None,
+                     time_base=info.time_base if info.variable_rate else None) as writer:
+        for out in pipe.run(read_frames(src, options.decode_batch, max_frames=max_frames, times=times), progress):
             t = time.perf_counter()
-            writer.write(out)
+            if times is not None:
+                writer.write(out, times[writer.frames:writer.frames + len(out)])
+            else:
+                writer.write(out)
             encode += time.perf_counter() - t
         t = time.perf_counter()
     pipe.stats.seconds["encode"] = encode + time.perf_counter() - t

@@ -27,6 +27,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from .data import is_grey
 from .errors import InputError, VideoError
+from .outputs import check_input_file, check_output
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ class VideoInfo:
     color_space: str  # matrix: "bt709", "bt601", "smpte240m", "bt2020", "fcc", "rgb" or "gray"
     color_range: str  # "tv" (16-235) or "pc" (0-255)
     color_tagged: bool  # False: the file does not name its matrix; bt709 from 720 lines up, else bt601
+    rotation: int = 0  # display rotation (degrees counter-clockwise) applied to every decoded frame; width and
+    # height are those displayed, after it
+    variable_rate: bool = False  # frame times are irregular (VFR): a writer should carry them (read_frames(times=))
+    time_base: Fraction | None = None  # the stream's time base (the unit of its timestamps)
 
 
 def available_encoders() -> list[str]:
@@ -69,14 +74,19 @@ def available_encoders() -> list[str]:
 
 
 def _check_readable(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise VideoError(f"video not found: {p}; check the path")
-    if p.is_dir():
-        raise VideoError(f"{p} is a folder, not a video file; give the path of a video inside it")
-    if p.stat().st_size == 0:
-        raise VideoError(f"{p} is empty (0 bytes); the copy or download probably failed, get the file again")
-    return p
+    """A regular, non-empty, readable file (never opens a FIFO or a device, which could block or never end)."""
+    return check_input_file(path, "video", VideoError)
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """The frame's display rotation in quarter turns counter-clockwise (0..3), from its display matrix."""
+    try:
+        degrees = float(getattr(frame, "rotation", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+    if not np.isfinite(degrees):
+        return 0
+    return int(round(degrees / 90.0)) % 4
 
 
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
@@ -164,10 +174,12 @@ def frame_to_rgb(frame: av.VideoFrame, stream: av.video.stream.VideoStream | Non
     reformatter = reformatter or VideoReformatter()
     _, _, _, matrix, rng = _colour(frame, stream)
     if matrix is None:
-        return reformatter.reformat(frame, format="rgb24").to_ndarray()
-    rgb = reformatter.reformat(frame, format="rgb24", src_colorspace=matrix, src_color_range=rng,
-                               dst_color_range="JPEG", interpolation=DECODE_FLAGS)
-    return rgb.to_ndarray()
+        rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+    else:
+        rgb = reformatter.reformat(frame, format="rgb24", src_colorspace=matrix, src_color_range=rng,
+                                   dst_color_range="JPEG", interpolation=DECODE_FLAGS).to_ndarray()
+    k = _rotation(frame)  # a phone video's display matrix: show it upright, as players do
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
 def count_frames(path: str | os.PathLike) -> int:
@@ -202,7 +214,14 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         if first.width * first.height > MAX_PIXELS:
             raise VideoError(f"{p} is {first.width}x{first.height}: frames above {MAX_PIXELS} pixels are not "
                              "supported; downscale it first")
-        fps = Fraction(s.average_rate or s.guessed_rate or 25)
+        raw = first.pts is None  # an elementary stream (.h264, .hevc, ...): no timestamps, the container's
+        # average rate is ffmpeg's guess (25); the bitstream's own timing (codec frame rate) is right
+        rate = (s.codec_context.framerate or s.guessed_rate) if raw else (s.average_rate or s.guessed_rate)
+        fps = Fraction(rate or s.guessed_rate or s.average_rate or 25)
+        base = s.base_rate
+        variable = bool(not raw and base and s.average_rate and abs(float(base) / float(s.average_rate) - 1) > 0.01)
+        time_base = s.time_base
+        rotation = _rotation(first)
         if s.duration:
             duration = float(s.duration * s.time_base)
         else:
@@ -216,7 +235,6 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         listed, frames = frames, count_frames(p)
         duration = frames / float(fps)
         msg = f"{p} is truncated: {frames} of the {listed} frames its index lists are in the file"
-        log.warning(msg)
         warnings.warn(msg, stacklevel=2)
     elif not exact and p.stat().st_size <= EXACT_COUNT_MAX_BYTES:
         frames, exact = count_frames(p), True
@@ -224,7 +242,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         frames = max(1, round(duration * float(fps)))
     if not duration:
         duration = frames / float(fps)
-    return VideoInfo(str(path), first.width, first.height, fps, frames, exact, duration, has_audio, *info)
+    width, height = (first.height, first.width) if rotation % 2 else (first.width, first.height)
+    return VideoInfo(str(path), width, height, fps, frames, exact, duration, has_audio, *info,
+                     rotation=rotation * 90, variable_rate=variable, time_base=time_base)
 
 
 def _index_is_whole(c: av.container.InputContainer, s: av.video.stream.VideoStream) -> bool:
@@ -252,14 +272,17 @@ def _index_is_whole(c: av.container.InputContainer, s: av.video.stream.VideoStre
 
 
 def read_frames(path: str | os.PathLike, batch_size: int = 16, *, start: int = 0, max_frames: int | None = None,
-                every_nth: int = 1, max_side: int | None = None) -> Iterator[np.ndarray]:
+                every_nth: int = 1, max_side: int | None = None, times: list | None = None) -> Iterator[np.ndarray]:
     """Yield uint8 RGB batches ``[B, H, W, 3]`` (1 <= B <= ``batch_size``), decoding one frame at a time.
 
     ``start`` skips that many frames, ``every_nth`` keeps one frame in n (counted from ``start``),
     ``max_frames`` caps the frames yielded, ``max_side`` shrinks frames (cv2.INTER_AREA, aspect
     kept) so their long side is at most that. A truncated file yields the frames that decode,
     then warns how many; a file where nothing decodes raises :class:`VideoError`. Bad options
-    raise :class:`InputError` at the call, bad files at the first ``next()``.
+    raise :class:`InputError` at the call, bad files at the first ``next()``. ``times``, a list, receives
+    each yielded frame's presentation time in seconds (a Fraction, the first decoded frame at 0; None
+    when the stream has no timestamps) as it is decoded: what a writer needs to keep VFR timing.
+    Frames with a display rotation are rotated upright.
     """
     if batch_size < 1 or every_nth < 1 or start < 0 or (max_frames is not None and max_frames < 0):
         raise InputError(f"read_frames needs batch_size >= 1, every_nth >= 1, start >= 0 and max_frames >= 0 or "
@@ -267,13 +290,14 @@ def read_frames(path: str | os.PathLike, batch_size: int = 16, *, start: int = 0
     if max_side is not None and max_side < 1:
         raise InputError(f"max_side must be >= 1 or None, got {max_side}")
     _check_readable(path)
-    return _read_frames(path, batch_size, start, max_frames, every_nth, max_side)
+    return _read_frames(path, batch_size, start, max_frames, every_nth, max_side, times)
 
 
-def _read_frames(path, batch_size, start, max_frames, every_nth, max_side) -> Iterator[np.ndarray]:
+def _read_frames(path, batch_size, start, max_frames, every_nth, max_side, times=None) -> Iterator[np.ndarray]:
     batch: list[np.ndarray] = []
     kept, index, bad, size = 0, -1, [], None
     reformatter = VideoReformatter()
+    first_pts = None
     with _open(path) as c:
         stream = _video(c)
         stream.thread_type = "AUTO"
@@ -295,6 +319,12 @@ def _read_frames(path, batch_size, start, max_frames, every_nth, max_side) -> It
                 rgb = cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA)
             batch.append(rgb)
             kept += 1
+            if times is not None:
+                if frame.pts is None or frame.time_base is None:
+                    times.append(None)
+                else:
+                    first_pts = frame.pts if first_pts is None else first_pts
+                    times.append((frame.pts - first_pts) * Fraction(frame.time_base))
             if len(batch) == batch_size:
                 yield np.stack(batch)
                 batch = []
@@ -306,7 +336,6 @@ def _read_frames(path, batch_size, start, max_frames, every_nth, max_side) -> It
     if bad or (max_frames is None and listed and index + 1 < listed):
         msg = (f"{path}: decoded {index + 1} of {listed or '?'} frames ({len(bad)} unreadable packets); "
                "the file is probably truncated or damaged")
-        log.warning(msg)
         warnings.warn(msg, stacklevel=2)
 
 
@@ -341,17 +370,18 @@ def is_grey_video(path: str | os.PathLike, sample: int = 8, threshold: float = 2
     return is_grey(np.concatenate(frames, axis=0), threshold)  # all frames share one width
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early, before any work, when ``path`` cannot be written."""
+def _temp_name(p: Path) -> str:
+    """The hidden file a :class:`VideoWriter` writes before renaming it to ``p``."""
+    return f".{p.stem}.partial{p.suffix or '.mp4'}"
+
+
+def check_writable(path: str | os.PathLike, inputs=()) -> Path:
+    """Fail early, before any work, when ``path`` cannot be written as a video (see
+    :func:`~hueshift_core.outputs.check_output`): a folder, a device or FIFO, one of ``inputs``, a name
+    too long or not ending in .mp4/.m4v/.mov/.mkv, a folder that is missing or takes no new files."""
     p = Path(path)
-    if p.is_dir():
-        raise VideoError(f"output {p} is a folder: give a file name such as {p / 'out.mp4'}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise VideoError(f"output folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise VideoError(f"output folder {parent} is not writable; choose another folder or fix its permissions")
-    return p
+    return check_output(p, inputs=inputs, suffixes=tuple(FORMATS), what="output video", temp_name=_temp_name(p),
+                        error=VideoError)
 
 
 def _exact_fps(fps: Fraction | float) -> Fraction:
@@ -383,11 +413,15 @@ class VideoWriter:
     ``audio_from``: a video whose first audio track is copied in (or re-encoded to AAC when the
     container cannot hold its codec) and cut at the video's end; without audio, or if that fails
     (with a warning), the output is video only.
+    ``time_base`` (a Fraction): frames are timed by ``write(frames, times=...)`` (seconds from the first
+    frame, as :func:`read_frames` gives them) in this unit instead of one per 1/fps: variable-frame-rate
+    sources keep their timing. The name must end in .mp4, .m4v, .mov or .mkv (what is written).
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: Fraction | float, *, crf: int = 18,
-                 audio_from: str | os.PathLike | None = None, encoder: str | None = None) -> None:
-        self.path = check_writable(path)
+                 audio_from: str | os.PathLike | None = None, encoder: str | None = None,
+                 time_base: Fraction | None = None) -> None:
+        self.path = check_writable(path, [audio_from] if audio_from else ())
         if int(width) < 1 or int(height) < 1 or int(width) * int(height) > MAX_PIXELS:
             raise VideoError(f"invalid frame size {width}x{height}: give 1 to {MAX_PIXELS} pixels")
         self.width, self.height = int(width), int(height)
@@ -410,7 +444,11 @@ class VideoWriter:
         self.audio_from = Path(audio_from) if audio_from else None
         suffix = self.path.suffix.lower()
         self.format = FORMATS.get(suffix, "mp4")
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        self.tmp = self.path.with_name(_temp_name(self.path))
+        self.time_base = Fraction(time_base) if time_base else None
+        if self.time_base is not None and self.time_base <= 0:
+            raise VideoError(f"invalid time base {time_base}: give a positive Fraction such as Fraction(1, 90000)")
+        self._last_pts = -1
         self.frames = 0
         self._container: av.container.OutputContainer | None = None
         self._stream = None
@@ -430,6 +468,8 @@ class VideoWriter:
             else:  # libopenh264 has no crf: ~0.15 bit per pixel at crf 18, halving every 6
                 s.bit_rate = int(self.width * self.height * float(self.fps) * 0.15 * 2 ** ((18 - self.crf) / 6))
             cc = s.codec_context
+            if self.time_base is not None:
+                cc.time_base = self.time_base
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # BT.709, tv range
             self._stream = s
         except BaseException as err:
@@ -439,8 +479,9 @@ class VideoWriter:
             raise
         return self
 
-    def write(self, frames: np.ndarray) -> None:
-        """Append uint8 RGB ``[H, W, 3]`` or ``[B, H, W, 3]`` of the writer's size."""
+    def write(self, frames: np.ndarray, times: list | None = None) -> None:
+        """Append uint8 RGB ``[H, W, 3]`` or ``[B, H, W, 3]`` of the writer's size; ``times`` (with a
+        ``time_base``): each frame's time in seconds from the first frame (None entries: one frame on)."""
         if self._stream is None:
             raise VideoError("VideoWriter is not open: use it as `with VideoWriter(...) as w: w.write(frames)`")
         frames = np.asarray(frames)
@@ -450,12 +491,21 @@ class VideoWriter:
             raise VideoError(f"frames must be uint8 RGB [B, {self.height}, {self.width}, 3] or [{self.height}, "
                              f"{self.width}, 3], got {frames.dtype} {frames.shape}; convert floats with "
                              "(x * 255).round().astype(np.uint8)")
+        vf_done: list[int] = []
         try:
             for rgb in frames:
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 vf = self._reformatter.reformat(vf, format=self.pix_fmt, dst_colorspace="itu709",
                                                 dst_color_range="MPEG", interpolation=ENCODE_FLAGS)
-                vf.pts, vf.time_base = self.frames, 1 / self.fps
+                if self.time_base is None:
+                    vf.pts, vf.time_base = self.frames, 1 / self.fps
+                else:
+                    t = times[len(vf_done)] if times is not None and len(vf_done) < len(times) else None
+                    pts = round(Fraction(t) / self.time_base) if t is not None else \
+                        self._last_pts + round(1 / (self.fps * self.time_base))
+                    pts = max(pts, self._last_pts + 1)  # strictly increasing, whatever the source says
+                    vf.pts, vf.time_base, self._last_pts = pts, self.time_base, pts
+                vf_done.append(1)
                 self._container.mux(self._stream.encode(vf))
                 self.frames += 1
         except av.error.FFmpegError as err:
@@ -478,7 +528,11 @@ class VideoWriter:
                 raise VideoError(f"finishing {self.path} failed ({err}); nothing was saved. Is the disk full?") from None
             if self.audio_from:
                 self._add_audio()
-            os.replace(self.tmp, self.path)
+            try:
+                os.replace(self.tmp, self.path)
+            except OSError as err:
+                raise VideoError(f"cannot put the finished video in place as {self.path} ({err.strerror or err}); "
+                                 "nothing was saved") from None
             ok = True
         finally:
             self._done = True
@@ -514,7 +568,6 @@ class VideoWriter:
                 os.replace(self._audio_tmp, self.tmp)
             return
         msg = f"the audio of {self.audio_from} could not be added ({err}); {self.path} is video only"
-        log.warning(msg)
         warnings.warn(msg, stacklevel=3)
 
 

@@ -338,7 +338,7 @@ def test_failed_close_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(video.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(VideoError, match="disk full"):
         _write(tmp_path / "out.mp4", [_image(32, 32)])
     assert list(tmp_path.iterdir()) == []
 
