@@ -54,3 +54,14 @@ def test_mismatched_inputs_are_clear():
         upscale_ab(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 16, 16))
     with pytest.raises(ValueError):
         upscale_ab(torch.zeros(1, 2, 8, 8), torch.zeros(1, 1, 16, 16), "lanczos")
+
+
+def test_opencv_cpu_path_equals_torch_reference():
+    """On the CPU the upscale runs through OpenCV's resize; float64 input takes the torch path."""
+    g = torch.Generator().manual_seed(0)
+    ab = torch.randn(3, 2, 64, 112, generator=g) * 20
+    l_full = (torch.rand(3, 1, 480, 854, generator=g) * 100)
+    for fast, ref in [(upscale_guided(ab, l_full), upscale_guided(ab.double(), l_full.double())),
+                      (upscale_bicubic(ab, (480, 854)), upscale_bicubic(ab.double(), (480, 854)))]:
+        assert fast.dtype == torch.float32 and fast.shape == ref.shape
+        assert float((fast.double() - ref).abs().max()) < 1e-3
