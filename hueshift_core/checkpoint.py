@@ -157,13 +157,45 @@ def _info_from_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
         guidance = float(meta["hueshift.guidance"]) if "hueshift.guidance" in meta else None
     except KeyError as err:
         raise CheckpointError(f"{path}: metadata field {err.args[0]!r} is missing") from None
-    except ValueError as err:
-        raise CheckpointError(f"{path}: invalid metadata ({err})") from None
-    if num_timesteps < 2:
-        raise CheckpointError(f"{path}: num_timesteps must be >= 2, got {num_timesteps}")
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as err:
+        raise CheckpointError(f"{path}: invalid metadata ({str(err).splitlines()[0][:200] if str(err) else type(err).__name__})") from None
+    if not 2 <= num_timesteps <= MAX_TIMESTEPS:
+        raise CheckpointError(f"{path}: num_timesteps must be 2 to {MAX_TIMESTEPS}, got {num_timesteps}: "
+                              "the file is corrupt or not a HueShift model")
+    _check_config_size(path, config)
+    if not isinstance(provenance, dict):
+        raise CheckpointError(f"{path}: invalid metadata (provenance must be a JSON object)")
     if guidance is not None and not 0.0 <= guidance <= MAX_GUIDANCE:
         raise CheckpointError(f"{path}: guidance scale {guidance} outside [0, {MAX_GUIDANCE}]")
     return ModelInfo(config, schedule, num_timesteps, prediction, provenance, guidance)
+
+
+MAX_TIMESTEPS = 100_000
+# Every number in a checkpoint's metadata is bounded before anything is allocated from it.
+CONFIG_BOUNDS = {"base_channels": 1024, "num_res_blocks": 16, "head_channels": 4096, "groups": 1024,
+                 "extra_cond_channels": 64, "out_channels": 64}
+MAX_PARAMETERS = 2_000_000_000  # the shipped model has 6.3 M
+
+
+def _check_config_size(path: Path, config: UNetConfig) -> None:
+    """Refuse a config whose numbers are absurd (a corrupt or hostile file) before a network is built."""
+    for name, limit in CONFIG_BOUNDS.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+            raise CheckpointError(f"{path}: model config {name} = {value!r} is outside 0..{limit}: the file is "
+                                  "corrupt or not a HueShift model")
+    mults = config.channel_mults
+    if len(mults) > 8 or any(isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 64 for m in mults):
+        raise CheckpointError(f"{path}: model config channel_mults = {str(list(mults))[:60]} is outside 1..64 (at most 8 "
+                              "levels): the file is corrupt or not a HueShift model")
+    if not (isinstance(config.dropout, (int, float)) and 0.0 <= config.dropout < 1.0):
+        raise CheckpointError(f"{path}: model config dropout = {config.dropout!r} is outside [0, 1)")
+    # weights of the residual blocks' 3x3 convolutions dominate: an upper estimate of the parameter count
+    widest = config.base_channels * max(mults)
+    estimate = 2 * 9 * widest * widest * (config.num_res_blocks + 1) * (2 * len(mults) + 1)
+    if estimate > MAX_PARAMETERS:
+        raise CheckpointError(f"{path}: model config asks for about {estimate:.3g} parameters (more than "
+                              f"{MAX_PARAMETERS:.0e}): the file is corrupt or not a HueShift model")
 
 
 def load_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -183,10 +215,16 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
                dtype: torch.dtype = torch.float32) -> ColorModel:
     """Load a HueShift checkpoint into an eval-mode :class:`ColorModel` on ``device``."""
     path = Path(path)
+    from .colorize import resolve_device
+
+    device = resolve_device(device)
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise CheckpointError(f"dtype must be torch.float32, float16 or bfloat16, got {dtype}")
+    info = read_info(path)  # metadata checked and bounded before any tensor is read or allocated
     tensors, meta = load_state(path)
     info = _info_from_metadata(path, meta)
-    net = ColorUNet(info.config)
-    expected = net.state_dict()
+    with torch.device("meta"):  # shapes only: nothing is allocated until the file is known to match
+        expected = ColorUNet(info.config).state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
@@ -203,6 +241,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
             )
         if not torch.isfinite(tensors[k].float()).all():
             raise CheckpointError(f"{path}: tensor {k!r} contains NaN or infinity: the file is corrupt")
+    net = ColorUNet(info.config)
     net.load_state_dict({k: t.float() for k, t in tensors.items()})
     net.eval().requires_grad_(False).to(device=device, dtype=dtype)
     return ColorModel(net=net, info=info, path=str(path))

@@ -40,15 +40,78 @@ class SampleOptions:
     guidance: float | None = None  # classifier-free guidance scale; None = the model's own default
 
     def __post_init__(self) -> None:
-        if self.guidance is not None and not (math.isfinite(self.guidance) and 0.0 <= self.guidance <= 20.0):
+        for name in ("steps", "seed", "short_side", "max_long_side", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise InputError(f"{name} must be an integer, got {value!r}")
+        if self.guidance is not None and not (isinstance(self.guidance, (int, float)) and math.isfinite(self.guidance)
+                                              and 0.0 <= self.guidance <= 20.0):
             raise InputError(f"guidance scale must be in [0, 20], got {self.guidance}")
-        if self.steps < 1:
-            raise InputError(f"steps must be >= 1, got {self.steps}")
-        if self.short_side < 8 or self.short_side % 8:
-            raise InputError(f"working short side must be a multiple of 8 and >= 8, got {self.short_side}")
-        if self.batch_size < 1:
-            raise InputError(f"batch size must be >= 1, got {self.batch_size}")
-        object.__setattr__(self, "sampler", Sampler(self.sampler))
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise InputError(f"steps must be 1 to {MAX_STEPS}, got {self.steps}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed must be 0 to 2**64 - 1, got {self.seed}")
+        if self.short_side < 8 or self.short_side % 8 or self.short_side > 1024:
+            raise InputError(f"working short side must be a multiple of 8 from 8 to 1024, got {self.short_side}")
+        if not 8 <= self.max_long_side <= 4096:
+            raise InputError(f"max_long_side must be 8 to 4096, got {self.max_long_side}")
+        if not 1 <= self.batch_size <= 4096:
+            raise InputError(f"batch size must be 1 to 4096, got {self.batch_size}")
+        if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta >= 0):
+            raise InputError(f"eta must be a finite number >= 0, got {self.eta}")
+        try:
+            object.__setattr__(self, "sampler", Sampler(self.sampler))
+        except ValueError:
+            raise InputError(f"sampler must be one of {[m.value for m in Sampler]}, got {self.sampler!r}") from None
+
+
+MAX_STEPS = 10_000
+MAX_SEED = 2**64 - 1
+RANGE_SLACK = 1e-3  # frames a little outside [0, 1] (resampling overshoot) are clamped, not refused
+
+
+def check_frames(frames: torch.Tensor, name: str = "frames") -> torch.Tensor:
+    """Refuse what would silently give a wrong colour: not a float tensor, NaN or infinite values, values
+    outside [0, 1] (0-255 frames, say). Returns ``frames`` clamped to [0, 1]."""
+    if not isinstance(frames, torch.Tensor):
+        raise InputError(f"{name} must be a torch tensor, got {type(frames).__name__}")
+    if not frames.is_floating_point():
+        raise InputError(f"{name} must be float in [0, 1], got {frames.dtype}; convert uint8 with x.float() / 255")
+    if frames.numel() == 0:
+        raise InputError(f"{name} is empty: {tuple(frames.shape)}")
+    finite = torch.isfinite(frames)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise InputError(f"{name} contain {bad} NaN or infinite value(s): fix the node or code that made them")
+    lo, hi = float(frames.amin()), float(frames.amax())
+    if hi > 1.0 + RANGE_SLACK or lo < -RANGE_SLACK:
+        hint = " (they look like 0-255 values: divide by 255)" if hi > 1.5 else ""
+        raise InputError(f"{name} must be in [0, 1], got values from {lo:.4g} to {hi:.4g}{hint}")
+    return frames.clamp(0.0, 1.0) if hi > 1.0 or lo < 0.0 else frames
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device`` as a torch.device this machine has, or one clear :class:`InputError`."""
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        try:
+            dev = torch.device("cpu" if device is None else str(device))
+        except (RuntimeError, ValueError, TypeError):
+            raise InputError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r}: no CUDA GPU is available here (torch {torch.__version__} sees "
+                             "none); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"numbered from 0")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError(f"device {device!r}: Apple's MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise InputError(f"unsupported device {device!r}: use cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def working_size(height: int, width: int, short_side: int = 64, multiple: int = 8,
@@ -144,8 +207,13 @@ def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 25, sampl
 
 
 def frames_to_lab(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """RGB ``[B, 3, H, W]`` in [0, 1] -> (L ``[B, 1, H, W]`` in [0, 100], ab ``[B, 2, H, W]``)."""
-    lab = rgb_to_lab(frames)
+    """RGB ``[B, 3, H, W]`` in [0, 1] -> (L ``[B, 1, H, W]`` in [0, 100], ab ``[B, 2, H, W]``).
+
+    NaN/infinite values and values outside [0, 1] raise :class:`InputError` (see :func:`check_frames`)."""
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(f"frames must be RGB [B, 3, H, W], got {shape}")
+    lab = rgb_to_lab(check_frames(frames))
     return lab[:, :1], lab[:, 1:]
 
 
@@ -164,8 +232,12 @@ def sample_frames_ab(model: ColorModel, frames: torch.Tensor, options: SampleOpt
                      generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
     """Sample each frame's colour independently: RGB (or grey) ``[B, 3, H, W]`` in [0, 1] ->
     CIELAB ab ``[B, 2, h, w]`` at the working size, in batches of ``options.batch_size``."""
-    if frames.dim() != 4 or frames.shape[1] != 3:
-        raise InputError(f"frames must be [B, 3, H, W], got {tuple(frames.shape)}")
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(f"frames must be [B, 3, H, W], got {shape}")
+    if not isinstance(options, SampleOptions):
+        raise InputError(f"options must be a SampleOptions, got {type(options).__name__}")
+    check_frames(frames)
     g = generator if generator is not None else torch.Generator().manual_seed(options.seed)
     size = working_size(*frames.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
     out = []
@@ -182,6 +254,19 @@ def upscale_merge(frames: torch.Tensor, ab: torch.Tensor, upscale: Upscale | str
                   callback: Callback | None = None) -> torch.Tensor:
     """RGB ``[B, 3, H, W]`` (whose L is kept) + CIELAB ab ``[B, 2, h, w]`` -> RGB ``[B, 3, H, W]`` in [0, 1],
     the chroma upscaled guided by each frame's L; one frame at a time (``callback(i, B)`` after each)."""
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(f"frames must be RGB [B, 3, H, W], got {shape}")
+    if not isinstance(ab, torch.Tensor) or ab.dim() != 4 or ab.shape[1] != 2 or ab.shape[0] != frames.shape[0]:
+        shape = tuple(ab.shape) if isinstance(ab, torch.Tensor) else type(ab).__name__
+        raise InputError(f"chroma must be [{frames.shape[0]}, 2, h, w] for {frames.shape[0]} frame(s), got {shape}")
+    if not bool(torch.isfinite(ab).all()):
+        raise InputError("chroma contains NaN or infinite values: fix the node or code that made it")
+    try:
+        upscale = Upscale(upscale)
+    except ValueError:
+        raise InputError(f"upscale must be one of {[u.value for u in Upscale]}, got {upscale!r}") from None
+    check_frames(frames)
     out = []
     for i in range(frames.shape[0]):
         l_full, _ = frames_to_lab(frames[i:i + 1].float())
@@ -205,7 +290,9 @@ def colorize_frames(model: ColorModel, frames: torch.Tensor, options: SampleOpti
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 ``[H, W]`` / ``[H, W, 1|3|4]`` (RGB/RGBA) -> float ``[1, 3, H, W]`` in [0, 1]."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise InputError("image must be a uint8 numpy array")
+        got = f"{image.dtype} array" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(f"image must be a uint8 numpy array, got {got}; convert floats in [0, 1] with "
+                         "(x * 255).round().astype(np.uint8)")
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
@@ -229,7 +316,7 @@ def get_model(path: str | Path | None = None, device: torch.device | str = "cpu"
               dtype: torch.dtype = torch.float32) -> ColorModel:
     """Load (once per process) the model at ``path``, or the shipped default."""
     p = resolve_model_path(path).resolve()
-    key = (str(p), str(torch.device(device)), dtype)
+    key = (str(p), str(resolve_device(device)), dtype)
     if key not in _MODEL_CACHE:
         _MODEL_CACHE[key] = load_model(p, device, dtype)
     return _MODEL_CACHE[key]
@@ -242,7 +329,9 @@ def colorize_image(image: np.ndarray, model: ColorModel | str | Path | None = No
     A colour input is turned grey first (only its L is used). ``model`` is a loaded model,
     a checkpoint path, or ``None`` for the shipped default.
     """
+    if not isinstance(options, SampleOptions):
+        raise InputError(f"options must be a SampleOptions, got {type(options).__name__}")
+    x = image_to_tensor(image)
     if not isinstance(model, ColorModel):
         model = get_model(model)
-    x = image_to_tensor(image)
     return tensor_to_image(colorize_frames(model, x, options, upscale=upscale))

@@ -43,7 +43,8 @@ def _check(ab_small: torch.Tensor, l_full: torch.Tensor) -> None:
         raise InputError(f"ab has {ab_small.shape[0]} frames but L has {l_full.shape[0]}: give one L per chroma frame")
     h, w = ab_small.shape[-2:]
     H, W = l_full.shape[-2:]
-    if abs((H / h) / (W / w) - 1) > 0.25:
+    # A very thin frame (16x2000) has a working size whose short side is rounded up to the model's
+    # multiple (8x256): its aspect cannot be kept there, so such chroma (short side 16 or less, long side
     # at least 64, as every working size has) is not compared.
     thin = min(h, w) <= 16 and max(h, w) >= 64
     if abs((H / h) / (W / w) - 1) > 0.25 and not thin:
