@@ -1,8 +1,10 @@
 """The bundled workflows (UI format) name only existing nodes, with widget values that fit their inputs.
 
 HueShift's nodes are checked against their schemas; the few core ComfyUI nodes the workflows use
-against the specs below (ComfyUI 0.3.64's /object_info, trimmed). Whether a real server accepts
-and runs them is ``tests/test_comfyui_server.py``'s job.
+against the specs below (ComfyUI 0.3.64's /object_info, trimmed). ``widgets_values`` are read in the
+order ComfyUI's page saves them: widgets in input order, a seed's control value right after it, an
+upload button's value last. Whether a real server runs them is ``tests/test_comfyui_server.py``'s job;
+whether ComfyUI's own page reads them so is ``tests/test_comfyui_browser.py``'s.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ pytestmark = pytest.mark.usefixtures("comfy_standins")
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-EXAMPLES = sorted((ROOT / "example_workflows").glob("*.json"))
-CLIP, IMAGE = "hueshift_example.mp4", "hueshift_example.png"  # what the workflows expect in ComfyUI's input folder
+CLIP, IMAGE = "hueshift_example.mp4", "hueshift_example.jpg"  # the pack puts them in ComfyUI's input folder
 
 # Core nodes: (sockets {name: type}, widgets [(name, type, spec)], outputs [type], output node?)
 CORE = {
@@ -81,14 +82,22 @@ def nodes():
     return node_classes()
 
 
-def test_the_three_workflows_are_bundled():
+def test_the_three_workflows_are_bundled_once():
     names = {p.stem for p in WORKFLOWS}
     assert names == {"hueshift_full_pipeline", "hueshift_long_video", "hueshift_one_image"}
-    assert [p.name for p in EXAMPLES] == [p.name for p in WORKFLOWS]
-    for ex in EXAMPLES:  # the template browser's copy is the same graph, with a thumbnail
-        assert ex.read_bytes() == (ROOT / "workflows" / ex.name).read_bytes()
-        thumb = ex.with_suffix(".jpg")
+    # ComfyUI 0.3.64 lists every one of example_workflows/, example/, examples/, workflow/, workflows/: keep one
+    assert not [d for d in ("example_workflows", "example", "examples", "workflow") if (ROOT / d).exists()]
+    for wf in WORKFLOWS:  # the template browser's thumbnail
+        thumb = wf.with_suffix(".jpg")
         assert thumb.is_file() and thumb.read_bytes()[:3] == b"\xff\xd8\xff", f"{thumb} is not a JPEG"
+    for name in (CLIP, IMAGE):  # the inputs they read, shipped beside them
+        assert (ROOT / "workflows" / "input" / name).is_file()
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_has_a_note_on_loading_ones_own_input(path):
+    notes = [n for n in json.loads(path.read_text())["nodes"] if n["type"] == "Note"]
+    assert len(notes) == 1 and "Your own" in notes[0]["widgets_values"][0], path.name
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -99,6 +108,8 @@ def test_workflow_fits_the_nodes(path, nodes):
     links = {link[0]: link for link in wf["links"]}
     outputs = 0
     for n in wf["nodes"]:
+        if n["type"] == "Note":  # canvas-only text
+            continue
         where = f"{path.name} node {n['id']} ({n['type']})"
         sockets, widgets, _, is_output = spec(n["type"], nodes)
         outputs += is_output
@@ -109,8 +120,8 @@ def test_workflow_fits_the_nodes(path, nodes):
             check_value(where, t, extra, name, values.pop(0))
             if extra.get("control"):
                 assert values.pop(0) in ("fixed", "increment", "decrement", "randomize"), where
-            if extra.get("upload"):
-                values.pop(0)
+        uploads = sum(bool(w[2].get("upload")) for w in widgets)
+        assert values == ["image"] * uploads, f"{where}: the upload button's value must come last, got {values}"
         linked = set()
         for slot, inp in enumerate(n.get("inputs", [])):
             if inp.get("link") is None:
