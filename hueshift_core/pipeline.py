@@ -27,11 +27,18 @@ Keyframes are sampled one at a time: the first keyframe of a shot is needed befo
 can be finished, and a later one starts from the colour carried into it, which needs the one
 before. ``mode="per-frame"`` runs every frame through the model instead (the original's method,
 the baseline), in batches of ``sample.batch_size``, with no propagation.
+
+Random draws are per shot: each shot samples from its own generator, seeded from (seed, the shot's
+first frame in the whole video; :func:`shot_generator`), and nothing else carries over a cut (cut
+detection, keyframe choice and deflicker all restart there). So a run over a piece of a video that
+starts at a cut (``VideoPipeline(..., first_frame=k)``) gives exactly the frames a run over the whole
+video gives for that piece: what :mod:`hueshift_core.cluster` relies on to split long videos.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -111,13 +118,28 @@ class PipelineStats:
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
+def shot_generator(seed: int, start: int) -> torch.Generator:
+    """The random generator of the shot starting at frame ``start`` of a video (0-based, in the whole
+    video): seeded with ``seed`` itself for the first shot, and a hash of (seed, start) for later ones,
+    so a shot's colours do not depend on what came before it."""
+    if start == 0:
+        return torch.Generator().manual_seed(seed)
+    digest = hashlib.blake2b(f"hueshift-shot:{seed}:{start}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+
+
 class VideoPipeline:
     """``VideoPipeline(model, options).run(batches)``: uint8 RGB batches ``[B, H, W, 3]`` (grey or
     colour; only L is used) in, colorized uint8 RGB batches ``[B', H, W, 3]`` out, every frame
-    once and in order, streaming. Batch boundaries out differ from those in (segments)."""
+    once and in order, streaming. Batch boundaries out differ from those in (segments).
 
-    def __init__(self, model: ColorModel, options: PipelineOptions = PipelineOptions()) -> None:
+    ``first_frame``: the index in the whole video of the first frame given (a piece of a longer
+    video that starts at one of its cuts); it seeds each shot's random draws (:func:`shot_generator`)."""
+
+    def __init__(self, model: ColorModel, options: PipelineOptions = PipelineOptions(), *,
+                 first_frame: int = 0) -> None:
         self.model, self.options = model, options
+        self.first_frame = int(first_frame)
         self.stats = PipelineStats()
         self._gen = torch.Generator().manual_seed(options.sample.seed)
         self._noise: torch.Tensor | None = None
@@ -143,6 +165,37 @@ class VideoPipeline:
         if fit < kf.max_gap:
             kf = dataclasses.replace(kf, max_gap=fit, min_gap=min(kf.min_gap, fit))
         self._selector = KeyframeSelector(kf)
+
+    def _analyse(self, rgb: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Frame ``i`` (uint8 RGB ``[H, W, 3]``) -> (L float32 ``[H, W]``, uint8 L at the propagation
+        resolution, starts a shot): what both the pipeline and :meth:`scan` see."""
+        if i == 0:
+            self._start(*rgb.shape[:2])
+        elif rgb.shape[:2] != self.full:
+            raise VideoError(f"frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, the video started at "
+                             f"{self.full[1]}x{self.full[0]}: frame size must not change")
+        with self._timed("lab"):
+            l_full, chroma = self._lab(rgb)
+            if i < 8 and chroma > 2.0:
+                self.stats.colour_input = True
+            l_prop = cv2.resize(l_full * 2.55, self.prop[::-1], interpolation=cv2.INTER_AREA)
+            l_prop = (l_prop + 0.5).clip(0, 255).astype(np.uint8)
+        with self._timed("keyframes"):
+            cut = self._selector.cuts.push(l_prop)
+        return l_full, l_prop, cut
+
+    def scan(self, batches: Iterator[np.ndarray]) -> tuple[list[int], int]:
+        """The cheap first pass: (shot starts, frame count) of a stream of uint8 RGB batches, exactly
+        as :meth:`run` would cut it (same L, same detector), without flow or diffusion."""
+        starts: list[int] = []
+        i = 0
+        for batch in batches:
+            _check_batch(batch)
+            for rgb in batch:
+                if self._analyse(rgb, i)[2]:
+                    starts.append(i)
+                i += 1
+        return starts, i
 
     def _lab(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
         """uint8 RGB ``[H, W, 3]`` -> (L float32 ``[H, W]`` in [0, 100], mean |a|,|b| on a sparse grid)."""
@@ -213,23 +266,9 @@ class VideoPipeline:
                 batch = next(it, None)
             if batch is None:
                 return
-            if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
-                got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
-                raise InputError(f"frames must be uint8 RGB batches [B, H, W, 3], got {got}")
+            _check_batch(batch)
             for rgb in batch:
-                if i == 0:
-                    self._start(*rgb.shape[:2])
-                elif rgb.shape[:2] != self.full:
-                    raise VideoError(f"frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, the video started at "
-                                     f"{self.full[1]}x{self.full[0]}: frame size must not change")
-                with self._timed("lab"):
-                    l_full, chroma = self._lab(rgb)
-                    if i < 8 and chroma > 2.0:
-                        self.stats.colour_input = True
-                    l_prop = cv2.resize(l_full * 2.55, self.prop[::-1], interpolation=cv2.INTER_AREA)
-                    l_prop = (l_prop + 0.5).clip(0, 255).astype(np.uint8)
-                with self._timed("keyframes"):
-                    cut = self._selector.cuts.push(l_prop)
+                l_full, l_prop, cut = self._analyse(rgb, i)
                 f = _Frame(i, l_full.astype(np.float16), l_prop, cut)
                 if prev is not None and not cut:
                     with self._timed("flow"):
@@ -308,7 +347,8 @@ class VideoPipeline:
                     yield from self._close(seg, key_ab, None, None, deflicker)
                 self.stats.shots += 1
                 self.stats.keyframes += 1
-                self._noise = None  # a new shot draws new noise
+                self._noise = None  # a new shot draws new noise, from its own generator
+                self._gen = shot_generator(self.options.sample.seed, self.first_frame + f.index)
                 seg, key_ab = [f], self._sample([f.l_prop])[0]
             elif decision.keyframe:
                 self.stats.keyframes += 1
@@ -319,6 +359,12 @@ class VideoPipeline:
                 seg.append(f)
         if seg:
             yield from self._close(seg, key_ab, None, None, deflicker)
+
+
+def _check_batch(batch) -> None:
+    if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
+        got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
+        raise InputError(f"frames must be uint8 RGB batches [B, H, W, 3], got {got}")
 
 
 @dataclass

@@ -20,13 +20,11 @@ import numpy as np
 
 from .errors import InputError
 
-_DIS: dict[int, cv2.DISOpticalFlow] = {}
-
-
 def _dis(preset: int) -> cv2.DISOpticalFlow:
-    if preset not in _DIS:
-        _DIS[preset] = cv2.DISOpticalFlow_create(preset)
-    return _DIS[preset]
+    """A new DIS object for every flow: a reused one keeps buffers from its earlier calls that change its
+    results slightly (seen at 48x80), so the same frames would get a flow that depends on what ran before
+    in the process (and a split video would not equal its single-process run). Costs ~1 ms per flow."""
+    return cv2.DISOpticalFlow_create(preset)
 
 
 def compute_flow(l_a: np.ndarray, l_b: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST) -> np.ndarray:
