@@ -7,22 +7,34 @@ Importing this package picks no device and loads no model. Main entry points::
 
 from __future__ import annotations
 
-from .checkpoint import ColorModel, ModelInfo, default_model_path, load_model, save_checkpoint
-from .colorize import SampleOptions, colorize_frames, colorize_image, get_model, sample_ab, working_size
-from .diffusion import Prediction, Sampler, Schedule
-from .errors import CheckpointError, HueShiftError, InputError, VideoError
-from .unet import ColorUNet, UNetConfig
-from .upscale import Upscale, upscale_ab
+import importlib
+
+# Everything is imported on first use: `import hueshift_core` (and the `hueshift` command's start-up)
+# loads no torch, PyAV or OpenCV until a name below is asked for.
+_NAMES = {
+    "checkpoint": ("ColorModel", "ModelInfo", "default_model_path", "load_model", "save_checkpoint"),
+    "colorize": ("SampleOptions", "colorize_frames", "colorize_image", "get_model", "sample_ab", "working_size"),
+    "diffusion": ("Prediction", "Sampler", "Schedule"),
+    "errors": ("CheckpointError", "HueShiftError", "InputError", "VideoError"),
+    "unet": ("ColorUNet", "UNetConfig"),
+    "upscale": ("Upscale", "upscale_ab"),
+    "pipeline": ("colorize_video", "VideoPipeline", "PipelineOptions"),  # pulls in PyAV and OpenCV's flow
+}
+_WHERE = {name: module for module, names in _NAMES.items() for name in names}
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # The video pipeline pulls in PyAV and OpenCV's flow; load it on first use only.
-    if name in ("colorize_video", "VideoPipeline", "PipelineOptions"):
-        from . import pipeline
-
-        return getattr(pipeline, name)
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    try:  # a submodule: hueshift_core.video, ...
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
     raise AttributeError(f"module 'hueshift_core' has no attribute {name!r}")
 
 

@@ -9,7 +9,7 @@ import cv2
 import torch
 
 from .cli_image import add_model_arguments
-from .colorize import SampleOptions
+from .colorize import SampleOptions, get_model, guidance_scale, resolve_device
 from .diffusion import Sampler
 from .errors import InputError
 from .keyframes import KeyframeOptions
@@ -41,15 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything checkable is checked before the model loads and the work starts: options, the input,
+    # the output (name, extension, folder, not the input), the device.
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    info = probe(args.input)  # fail fast on a bad input or output, before loading the model
-    check_writable(args.output)
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise InputError(f"--threads must be 1 to 1024, got {args.threads}")
     options = PipelineOptions(
         mode=args.mode,
         sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
@@ -57,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
         keyframes=KeyframeOptions(max_gap=args.max_gap),
         deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
     )
+    device = resolve_device(args.device)
+    info = probe(args.input)  # fail fast on a bad input or output, before loading the model
+    check_writable(args.output, [args.input])
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    model = get_model(args.model, device)
+    guidance_scale(model, args.guidance)  # a model not trained for guidance: refused before the work
     total = min(info.frame_count, args.max_frames) if args.max_frames else info.frame_count
     bar = None
     if not args.no_progress:
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=total, unit="frame", desc="colorize", file=sys.stderr, dynamic_ncols=True)
     try:
-        result = colorize_video(args.input, args.output, args.model, options, device=args.device,
+        result = colorize_video(args.input, args.output, model, options, device=str(device),
                                 progress=bar.update if bar is not None else None, max_frames=args.max_frames)
     finally:
         if bar is not None:

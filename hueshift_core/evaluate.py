@@ -25,25 +25,43 @@ import torch
 
 from .checkpoint import ColorModel
 from .cli_image import add_model_arguments
-from .colorize import SampleOptions, get_model
+from .colorize import SampleOptions, get_model, guidance_scale, resolve_device
 from .diffusion import Sampler
-from .errors import InputError
+from .errors import HueShiftError, InputError
 from .keyframes import KeyframeOptions
 from .metrics import VideoMetrics
 from .pipeline import MODES, PipelineOptions, VideoPipeline
-from .video import VideoWriter, probe, read_frames
+from .outputs import atomic_write_bytes, check_output, same_file
+from .video import VideoWriter, check_writable, is_grey_video, probe, read_frames
 
 LABELS = {"output": "hueshift", "truth": "ground_truth", "grey": "grey"}
 
 
-def _clean(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+def _clean(d: Any) -> Any:
+    """Non-finite floats -> None, at any depth (JSON has no NaN)."""
+    if isinstance(d, dict):
+        return {k: _clean(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_clean(v) for v in d]
+    return None if isinstance(d, float) and not math.isfinite(d) else d
+
+
+def _f(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``, or "n/a" where a metric is undefined (None)."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def evaluate_clip(clip: str | Path, model: ColorModel, options: PipelineOptions = PipelineOptions(), *,
                   save_to: str | Path | None = None, max_frames: int | None = None) -> dict[str, Any]:
-    """Colorize one colour clip from its lightness and score it. Returns a JSON-ready dict."""
+    """Colorize one colour clip from its lightness and score it. Returns a JSON-ready dict.
+
+    A grey clip is refused (:class:`InputError`): it has no colours to measure against."""
     info = probe(clip)
+    if save_to is not None:
+        check_writable(save_to, [clip])
+    if is_grey_video(clip):
+        raise InputError(f"{clip} is grey: eval compares the colorized clip with the clip's own colours, so it "
+                         "needs colour clips (use `hueshift colorize` for grey ones)")
     pipe = VideoPipeline(model, options)
     metrics = VideoMetrics(baselines=True)
     truths = (f for batch in read_frames(clip, 16, max_frames=max_frames) for f in batch)
@@ -81,28 +99,55 @@ def evaluate_clip(clip: str | Path, model: ColorModel, options: PipelineOptions 
 
 def evaluate(clips: list[str | Path], model: ColorModel, options: PipelineOptions = PipelineOptions(), *,
              save_dir: str | Path | None = None, max_frames: int | None = None,
-             log=print) -> dict[str, Any]:
-    """Score every clip and average the numbers (per-clip means, weighted equally)."""
+             log=print, on_error=None) -> dict[str, Any]:
+    """Score every clip and average the numbers (per-clip means, weighted equally).
+
+    A bad clip raises its :class:`HueShiftError`, unless ``on_error(clip, err)`` is given: then it is
+    reported there, listed under ``"failed"`` and the other clips are done (at least one must succeed)."""
     per_clip: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    names = [Path(c).stem for c in clips]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"several clips are named {dup[0]}.*: their results would overwrite each other in the "
+                         "report; rename them")
     for clip in clips:
         name = Path(clip).stem
         save = Path(save_dir) / f"{name}.mp4" if save_dir else None
-        if save is not None and save.resolve() == Path(clip).resolve():
-            raise InputError(f"--save-dir would overwrite the clip {clip}: choose another folder")
-        per_clip[name] = evaluate_clip(clip, model, options, save_to=save, max_frames=max_frames)
+        try:
+            if save is not None and same_file(save, clip):
+                raise InputError(f"--save-dir would overwrite the clip {clip}: choose another folder")
+            per_clip[name] = evaluate_clip(clip, model, options, save_to=save, max_frames=max_frames)
+        except HueShiftError as err:
+            if on_error is None:
+                raise
+            failed[str(clip)] = str(err)
+            on_error(clip, err)
+            continue
         r = per_clip[name]
-        log(f"{name:16s} {r['frames']:4d} frames  dE00 {r['hueshift']['ciede2000']:.2f} (grey "
-            f"{r['grey']['ciede2000']:.2f})  colourfulness x{r['hueshift']['colourfulness_ratio']:.2f}  "
-            f"CDC {r['hueshift']['cdc']:.5f} (truth {r['ground_truth']['cdc']:.5f})  warp "
-            f"{r['hueshift']['warp_error']:.5f} (truth {r['ground_truth']['warp_error']:.5f})  {r['fps']} fps")
+        h, g, t = r["hueshift"], r["grey"], r["ground_truth"]
+        log(f"{name:16s} {r['frames']:4d} frames  dE00 {_f(h['ciede2000'], '.2f')} (grey "
+            f"{_f(g['ciede2000'], '.2f')})  colourfulness x{_f(h['colourfulness_ratio'], '.2f')}  "
+            f"CDC {_f(h['cdc'], '.5f')} (truth {_f(t['cdc'], '.5f')})  warp "
+            f"{_f(h['warp_error'], '.5f')} (truth {_f(t['warp_error'], '.5f')})  {_f(r['fps'], '')} fps")
+    if not per_clip:
+        raise InputError(f"none of the {len(clips)} clip(s) could be evaluated")
     average: dict[str, Any] = {}
     for label in LABELS.values():
         keys = per_clip[next(iter(per_clip))][label].keys()
-        average[label] = {k: float(np.mean([c[label][k] for c in per_clip.values() if c[label][k] is not None]))
-                          for k in keys if k != "frames"}
+        average[label] = {}
+        for k in keys:
+            if k == "frames":
+                continue
+            values = [c[label][k] for c in per_clip.values() if c[label][k] is not None]
+            average[label][k] = float(np.mean(values)) if values else None
     frames = sum(c["frames"] for c in per_clip.values())
-    average["fps"] = frames / sum(c["frames"] / c["fps"] for c in per_clip.values() if c["fps"])
-    return {"clips": per_clip, "average": average}
+    seconds = sum(c["frames"] / c["fps"] for c in per_clip.values() if c["fps"])
+    average["fps"] = frames / seconds if seconds else None
+    result = {"clips": per_clip, "average": average}
+    if failed:
+        result["failed"] = failed
+    return result
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -119,35 +164,68 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every clip is tried: a bad one is reported and skipped, the rest are measured, the report lists the
+    failures, and the exit status is 2 if any clip failed."""
+    prefix = "hueshift eval"
     clips: list[Path] = []
     for c in args.clips:
         p = Path(c)
-        clips += sorted(p.glob("*.mp4")) if p.is_dir() else [p]
-    if not clips:
-        raise InputError(f"no clips found in {args.clips}")
+        if p.is_dir():
+            found = sorted(p.glob("*.mp4"))
+            if not found:
+                raise InputError(f"folder {p} holds no .mp4 clips")
+            clips += found
+        else:
+            clips.append(p)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     report_path = Path(args.report)
-    if not report_path.parent.is_dir():
-        raise InputError(f"report folder {report_path.parent} does not exist")
-    if args.save_dir:
-        Path(args.save_dir).mkdir(parents=True, exist_ok=True)
+    check_output(report_path, inputs=clips, what="report", temp_name=f".{report_path.name}.partial")
     options = PipelineOptions(
         mode=args.mode, deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
         sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
                              batch_size=args.batch_size, guidance=args.guidance),
         keyframes=KeyframeOptions(max_gap=args.max_gap))
-    model = get_model(args.model, args.device)
-    result = evaluate(clips, model, options, save_dir=args.save_dir, max_frames=args.max_frames,
-                      log=lambda s: print(s, file=sys.stderr, flush=True))
+    device = resolve_device(args.device)
+    save_dir = Path(args.save_dir) if args.save_dir else None
+    created = False
+    if save_dir is not None:
+        if save_dir.exists() and not save_dir.is_dir():
+            raise InputError(f"--save-dir {save_dir} is a file, not a folder")
+        if not save_dir.exists():
+            try:
+                save_dir.mkdir(parents=True)
+                created = True
+            except OSError as err:
+                raise InputError(f"cannot create --save-dir {save_dir}: {err.strerror or err}") from None
+    try:
+        model = get_model(args.model, device)
+        guidance_scale(model, args.guidance)
+        result = evaluate(clips, model, options, save_dir=save_dir, max_frames=args.max_frames,
+                          log=lambda s: print(s, file=sys.stderr, flush=True),
+                          on_error=None if len(clips) == 1 else
+                          lambda clip, err: print(f"{prefix}: error: {' '.join(str(err).split())}", file=sys.stderr,
+                                                  flush=True))
+    finally:
+        if created:
+            try:
+                save_dir.rmdir()  # only if empty
+            except OSError:
+                pass
     result["settings"] = {"mode": args.mode, "steps": args.steps, "sampler": args.sampler, "seed": args.seed,
                           "deflicker": args.deflicker, "warm_start": args.warm_start, "upscale": args.upscale,
                           "max_gap": args.max_gap, "model": args.model or "default"}
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.device}"
-    tmp = report_path.with_name(f".{report_path.name}.partial")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, report_path)
-    a = result["average"]
-    print(f"average over {len(clips)} clips: dE00 {a['hueshift']['ciede2000']:.2f} (grey {a['grey']['ciede2000']:.2f}), "
-          f"colourfulness x{a['hueshift']['colourfulness_ratio']:.2f}, CDC {a['hueshift']['cdc']:.5f} "
-          f"(truth {a['ground_truth']['cdc']:.5f}), warp {a['hueshift']['warp_error']:.5f} "
-          f"(truth {a['ground_truth']['warp_error']:.5f}), {a['fps']:.2f} fps -> {report_path}", file=sys.stderr)
+    atomic_write_bytes(report_path, json.dumps(_clean(result), indent=2).encode(), "report")
+    a, n = result["average"], len(result["clips"])
+    print(f"average over {n} clip(s): dE00 {_f(a['hueshift']['ciede2000'], '.2f')} (grey "
+          f"{_f(a['grey']['ciede2000'], '.2f')}), colourfulness x{_f(a['hueshift']['colourfulness_ratio'], '.2f')}, "
+          f"CDC {_f(a['hueshift']['cdc'], '.5f')} (truth {_f(a['ground_truth']['cdc'], '.5f')}), warp "
+          f"{_f(a['hueshift']['warp_error'], '.5f')} (truth {_f(a['ground_truth']['warp_error'], '.5f')}), "
+          f"{_f(a['fps'], '.2f')} fps -> {report_path}", file=sys.stderr)
+    failed = result.get("failed", {})
+    if failed:
+        print(f"{prefix}: {n} of {len(clips)} clips evaluated; {len(failed)} failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 2
     return 0

@@ -87,7 +87,7 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
         raise error(f"{what} {str(path)!r} names no file: give a file name")
     for src in inputs:
         if same_file(p, src):
-            raise error(f"{what} {p} is the input {src}: choose another name (the input is never overwritten)")
+            raise error(f"{what} {p} is the input {src}: choose another name (HueShift never overwrites an input)")
     parent = p.parent if str(p.parent) else Path(".")
     limit = name_max(parent) if parent.is_dir() else 255
     for name in (p.name, temp_name):

@@ -234,7 +234,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if truncated:
         listed, frames = frames, count_frames(p)
         duration = frames / float(fps)
-        msg = f"{p} is truncated: {frames} of the {listed} frames its index lists are in the file"
+        msg = _truncated_message(p, frames, listed)
         warnings.warn(msg, stacklevel=2)
     elif not exact and p.stat().st_size <= EXACT_COUNT_MAX_BYTES:
         frames, exact = count_frames(p), True
@@ -320,11 +320,12 @@ def _read_frames(path, batch_size, start, max_frames, every_nth, max_side, times
             batch.append(rgb)
             kept += 1
             if times is not None:
-                if frame.pts is None or frame.time_base is None:
+                tb = frame.time_base or stream.time_base  # frames flushed from the decoder carry no time base
+                if frame.pts is None or tb is None:
                     times.append(None)
                 else:
                     first_pts = frame.pts if first_pts is None else first_pts
-                    times.append((frame.pts - first_pts) * Fraction(frame.time_base))
+                    times.append((frame.pts - first_pts) * Fraction(tb))
             if len(batch) == batch_size:
                 yield np.stack(batch)
                 batch = []
@@ -334,9 +335,16 @@ def _read_frames(path, batch_size, start, max_frames, every_nth, max_side, times
         raise VideoError(f"{path} has no decodable video frames: it has zero frames or is truncated or corrupt; "
                          "check the file or re-encode it")
     if bad or (max_frames is None and listed and index + 1 < listed):
-        msg = (f"{path}: decoded {index + 1} of {listed or '?'} frames ({len(bad)} unreadable packets); "
-               "the file is probably truncated or damaged")
+        msg = _truncated_message(Path(path), index + 1, listed, len(bad))
         warnings.warn(msg, stacklevel=2)
+
+
+def _truncated_message(path: Path, frames: int, listed: int, bad: int = 0) -> str:
+    """One wording for probe and read_frames, so a command that does both shows it once."""
+    if listed:
+        return (f"{path} is truncated or damaged: {frames} of the {listed} frames its index lists could be read; "
+                "the rest is left out")
+    return f"{path} is truncated or damaged: {frames} frames read, {bad} unreadable packet(s) skipped"
 
 
 def is_grey_video(path: str | os.PathLike, sample: int = 8, threshold: float = 2.0) -> bool:
