@@ -420,9 +420,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if args.device:
-        device = torch.device(args.device)
+        from .colorize import resolve_device
+
+        try:
+            device = resolve_device(args.device)
+        except HueShiftError as err:
+            print(f"hueshift train: error: {err}", file=sys.stderr)
+            return 2
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    out_existed = Path(args.out).exists()
     if distributed:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if device.type == "cuda":
@@ -434,10 +441,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except HueShiftError as err:
         print(f"hueshift train: error: {err}", file=sys.stderr)
+        if not out_existed and _rank() == 0:
+            _remove_unused_run_dir(Path(args.out))
         return 2
     finally:
         if distributed and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _remove_unused_run_dir(out: Path) -> None:
+    """After a refusal, remove the run folder this run created if nothing but its start-up notes is in it."""
+    try:
+        if out.is_dir() and all(p.name in ("held_out.json", ".write-test") for p in out.iterdir()):
+            for p in out.iterdir():
+                p.unlink()
+            out.rmdir()
+    except OSError:
+        pass
 
 
 def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
