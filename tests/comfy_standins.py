@@ -13,6 +13,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import sys
+import tempfile
 import threading
 import types
 import weakref
@@ -246,7 +247,7 @@ class _FolderPaths:
         return [f for f in files if (mimetypes.guess_type(f, strict=False)[0] or "").split("/")[0] in content_types]
 
 
-folder_paths = _FolderPaths(os.path.join(os.getcwd(), "comfyui-standin"))
+folder_paths = _FolderPaths(os.path.join(tempfile.gettempdir(), "comfyui-standin"))  # tests set their own
 
 # --- comfy.model_management and comfy.utils.ProgressBar ---------------------------------------
 

@@ -53,13 +53,14 @@ def shared_shards() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def comfy_standins():
+def comfy_standins(tmp_path_factory):
     """ComfyUI's modules replaced by the fakes of ``comfy_standins.py`` in ``sys.modules`` (as ComfyUI's own
     unit tests patch them) for the node tests; afterwards the fakes and the pack imported against them go."""
     import comfy_standins
 
     with pytest.MonkeyPatch.context() as mp:
         comfy_standins.install(mp)
+        comfy_standins.folder_paths.set_base(str(tmp_path_factory.mktemp("comfyui-standin")))
         yield comfy_standins
         for name in [k for k in sys.modules if k == "comfyui_hueshift" or k.startswith("comfyui_hueshift.")]:
             del sys.modules[name]
