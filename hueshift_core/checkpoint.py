@@ -106,6 +106,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
 
 def _sniff(path: Path) -> None:
     """Reject what is obviously not safetensors before any parser sees it."""
+    if not path.is_file() and path.exists() and not path.is_dir():
+        raise CheckpointError(f"model file {path} is not a regular file (a FIFO or device?): give a .safetensors file")
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
@@ -214,6 +216,8 @@ def load_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[s
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
                dtype: torch.dtype = torch.float32) -> ColorModel:
     """Load a HueShift checkpoint into an eval-mode :class:`ColorModel` on ``device``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"model must be a path to a .safetensors file, got {path!r}")
     path = Path(path)
     from .colorize import resolve_device
 

@@ -36,6 +36,8 @@ def kind_of(mode: int) -> str:
 
 def check_input_file(path: str | os.PathLike, what: str = "file", error: type[InputError] = InputError) -> Path:
     """``path`` as a Path when it is a non-empty regular file this process can read; else ``error``."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise error(f"{what} must be a file path (str or Path), got {path!r}")
     p = Path(path)
     try:
         st = p.stat()
@@ -82,6 +84,8 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
     file of that name is created, renamed and deleted to prove the folder takes it). ``inputs``: files
     the output must not be (by inode). Refuses to replace a folder or anything but a regular file.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise error(f"{what} must be a file path (str or Path), got {path!r}")
     p = Path(path)
     if not p.name or p.name in (".", ".."):
         raise error(f"{what} {str(path)!r} names no file: give a file name")

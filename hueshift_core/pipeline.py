@@ -88,7 +88,10 @@ class PipelineOptions:
             raise InputError(f"deflicker strength must be in [0, 1), got {self.deflicker}")
         if self.prop_scale < 1 or self.decode_batch < 1 or self.max_segment_mb < 1:
             raise InputError("prop_scale, decode_batch and max_segment_mb must be >= 1")
-        object.__setattr__(self, "upscale", Upscale(self.upscale))
+        try:
+            object.__setattr__(self, "upscale", Upscale(self.upscale))
+        except ValueError:
+            raise InputError(f"upscale must be one of {[u.value for u in Upscale]}, got {self.upscale!r}") from None
 
 
 @dataclass

@@ -284,6 +284,11 @@ def read_frames(path: str | os.PathLike, batch_size: int = 16, *, start: int = 0
     when the stream has no timestamps) as it is decoded: what a writer needs to keep VFR timing.
     Frames with a display rotation are rotated upright.
     """
+    ints = (batch_size, every_nth, start) + ((max_frames,) if max_frames is not None else ()) + \
+        ((max_side,) if max_side is not None else ())
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ints):
+        raise InputError(f"read_frames needs integer batch_size, every_nth, start, max_frames and max_side; got "
+                         f"{batch_size!r}, {every_nth!r}, {start!r}, {max_frames!r}, {max_side!r}")
     if batch_size < 1 or every_nth < 1 or start < 0 or (max_frames is not None and max_frames < 0):
         raise InputError(f"read_frames needs batch_size >= 1, every_nth >= 1, start >= 0 and max_frames >= 0 or "
                          f"None; got {batch_size}, {every_nth}, {start}, {max_frames}")
@@ -430,8 +435,14 @@ class VideoWriter:
                  audio_from: str | os.PathLike | None = None, encoder: str | None = None,
                  time_base: Fraction | None = None) -> None:
         self.path = check_writable(path, [audio_from] if audio_from else ())
-        if int(width) < 1 or int(height) < 1 or int(width) * int(height) > MAX_PIXELS:
-            raise VideoError(f"invalid frame size {width}x{height}: give 1 to {MAX_PIXELS} pixels")
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (width, height)) or \
+                int(width) < 1 or int(height) < 1 or int(width) * int(height) > MAX_PIXELS:
+            raise VideoError(f"invalid frame size {width}x{height}: give integers, 1 to {MAX_PIXELS} pixels")
+        if not isinstance(fps, (int, float, Fraction, np.number)) or isinstance(fps, bool) or \
+                not np.isfinite(float(fps)) or not 0 < float(fps) <= 1000:
+            raise VideoError(f"invalid frame rate {fps!r}: give a positive number such as Fraction(24000, 1001)")
+        if not isinstance(crf, (int, np.integer)) or isinstance(crf, bool):
+            raise VideoError(f"crf must be an integer 0 (lossless) to 51 (worst), got {crf!r}")
         self.width, self.height = int(width), int(height)
         self.fps = _exact_fps(fps)
         if self.fps <= 0:
