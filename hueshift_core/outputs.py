@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -131,7 +132,7 @@ def _probe_folder(parent: Path, temp_name: str, target: Path, what: str, error: 
     """Create, rename and delete a small file named like the writer's temporary file: proves the folder
     takes new files and renames (a read-only or pseudo file system, a full disk of inodes, ...)."""
     probe = parent / temp_name
-    moved = parent / (temp_name[: max(1, len(temp_name) - 6)] + ".probe")
+    moved = parent / f".hueshift-probe-{os.getpid()}-{secrets.token_hex(6)}"  # a fresh name: nothing is replaced
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.close(fd)
@@ -141,8 +142,9 @@ def _probe_folder(parent: Path, temp_name: str, target: Path, what: str, error: 
         raise error(f"cannot create files in {what} folder {parent} ({err.strerror or err}); choose another "
                     "folder") from None
     try:
-        os.rename(probe, moved)
-        probe = moved
+        if not moved.exists():
+            os.rename(probe, moved)
+            probe = moved
     except OSError as err:
         raise error(f"cannot rename files in {what} folder {parent} ({err.strerror or err}): the finished "
                     f"{target.name} could not be put in place; choose another folder") from None
