@@ -791,4 +791,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.output}: {n_done} of {len(entries)} videos done ({len(res.done)} in this run, "
           f"{len(res.skipped)} already done), {len(res.failed)} failed, in {res.seconds:.1f} s; "
           f"manifest {Path(args.output) / MANIFEST}", file=sys.stderr)
-    return 0 if res.ok else 1
+    return 0 if res.ok else 2  # as colorize-image and eval: some input was not done
