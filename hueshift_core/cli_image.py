@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     options = SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
                             guidance=args.guidance)
     device = resolve_device(args.device)
-    if len(inputs) == 1 and not out.is_dir():
+    as_folder = args.output.endswith(("/", os.sep))  # "-o results/": a folder, even for one input
+    if len(inputs) == 1 and not out.is_dir() and not as_folder:
         exists = out.exists() or out.is_symlink()  # an existing name (/dev/null...) is checked as given
         dst = check_image_output(out if out.suffix or exists else out.with_suffix(".png"), inputs)
         img = read_image(inputs[0])

@@ -351,6 +351,13 @@ def test_many_images_all_bad_leave_no_folder(files, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_one_image_into_a_new_folder_with_a_trailing_slash(files, tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "colorize-image", files["png"], "-o", f"{tmp_path / 'new'}/", "--model",
+                           files["model"], *STEPS)
+    assert rc == 0 and out.split() == [str(tmp_path / "new" / "photo.png")]
+    assert err.strip() == f"hueshift colorize-image: 1 of 1 images colorized into {tmp_path / 'new'}"
+
+
 def test_many_images_same_stem_and_file_as_folder(files, tmp_path, capsys):
     other = tmp_path / "photo.jpg"
     other.write_bytes(files["exif"].read_bytes())
