@@ -65,13 +65,15 @@ def evaluate_clip(clip: str | Path, model: ColorModel, options: PipelineOptions 
     pipe = VideoPipeline(model, options)
     metrics = VideoMetrics(baselines=True)
     truths = (f for batch in read_frames(clip, 16, max_frames=max_frames) for f in batch)
-    writer = VideoWriter(save_to, info.width, info.height, info.fps) if save_to else None
+    times: list | None = [] if save_to and info.variable_rate else None  # VFR: the saved clip keeps its timing
+    writer = VideoWriter(save_to, info.width, info.height, info.fps,
+                         time_base=info.time_base if times is not None else None) if save_to else None
     colour_time = metric_time = 0.0
     t = time.perf_counter()
     try:
         if writer:
             writer.__enter__()
-        for out in pipe.run(read_frames(clip, options.decode_batch, max_frames=max_frames)):
+        for out in pipe.run(read_frames(clip, options.decode_batch, max_frames=max_frames, times=times)):
             colour_time += time.perf_counter() - t
             t = time.perf_counter()
             for frame in out:
@@ -80,7 +82,7 @@ def evaluate_clip(clip: str | Path, model: ColorModel, options: PipelineOptions 
                     raise InputError(f"{clip}: the colorized video is longer than the original")
                 metrics.update(frame, truth)
             if writer:
-                writer.write(out)
+                writer.write(out, times[writer.frames:writer.frames + len(out)] if times is not None else None)
             metric_time += time.perf_counter() - t
             t = time.perf_counter()
         if writer:
