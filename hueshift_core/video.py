@@ -254,7 +254,7 @@ def _index_is_whole(c: av.container.InputContainer, s: av.video.stream.VideoStre
     end = (s.start_time or 0) + s.duration
     try:
         c.seek(end, stream=s, backward=True)
-        last = None
+        last = longest = None
         for packet in c.demux(s):
             if packet.size == 0:
                 continue
@@ -262,13 +262,15 @@ def _index_is_whole(c: av.container.InputContainer, s: av.video.stream.VideoStre
                 return False
             if packet.pts is None:
                 continue
-            end_pts = packet.pts + (packet.duration or 0)
-            last = end_pts if last is None else max(last, end_pts)
+            last = packet.pts if last is None else max(last, packet.pts)
+            longest = max(longest or 0, packet.duration or 0)
     except av.error.FFmpegError:
         return False
-    # mov stores edit-list durations in ms, so ``end`` can be off by a tick or two: allow half a frame
+    # mov stores edit-list durations in ms, so ``end`` can be off by a tick or two: allow half a frame.
+    # Packet durations follow decode order, so with B-frames and a variable rate the last shown frame may
+    # carry another frame's duration: the longest duration seen is the bound.
     half_frame = 1 / (2 * (s.average_rate or s.guessed_rate or 25) * s.time_base)
-    return last is not None and last + half_frame >= end
+    return last is not None and last + longest + half_frame >= end
 
 
 def read_frames(path: str | os.PathLike, batch_size: int = 16, *, start: int = 0, max_frames: int | None = None,
