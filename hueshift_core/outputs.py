@@ -124,6 +124,11 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
         raise error(f"{what} folder {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise error(f"{what} folder {parent} is not writable; choose another folder or fix its permissions")
+    if st is not None and hasattr(os, "geteuid") and os.geteuid() != 0:
+        pst = parent.stat()
+        if pst.st_mode & stat.S_ISVTX and os.geteuid() not in (st.st_uid, pst.st_uid):
+            raise error(f"{what} {p} belongs to another user in a sticky folder ({parent}): it cannot be replaced; "
+                        "choose another name")
     _probe_folder(parent, temp_name or f".{p.name}.partial", p, what, error)
     return p
 
