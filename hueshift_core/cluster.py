@@ -378,11 +378,14 @@ class _Ray:
         res = ray.cluster_resources()
         gpus = int(res.get("GPU", 0))
         cpus = max(1, int(res.get("CPU", 1)))
-        self.gpus = gpus
-        self.per_cpus = threads or 1
-        self.slots = workers or (gpus if gpus else max(1, cpus // self.per_cpus))
         if device == "auto":
             device = "cuda" if gpus else "cpu"
+        use_gpu = device.startswith("cuda")
+        if use_gpu and not gpus:
+            raise InputError(f"--device {device}, but the Ray cluster has no GPUs; use --device cpu")
+        device = "cuda" if use_gpu else device  # each GPU worker sees only its own GPU
+        self.per_cpus = threads or 1
+        self.slots = workers or (gpus if use_gpu else max(1, cpus // self.per_cpus))
 
         @ray.remote(num_cpus=0)
         class Progress:
@@ -396,7 +399,7 @@ class _Ray:
                 return self.done
 
         self.progress_actor = Progress.remote()
-        self._actor_cls = ray.remote(Worker).options(num_cpus=self.per_cpus, num_gpus=1 if gpus else 0,
+        self._actor_cls = ray.remote(Worker).options(num_cpus=self.per_cpus, num_gpus=1 if use_gpu else 0,
                                                      max_restarts=0)
         self._args = (model, options, device, self.per_cpus, self.progress_actor)
         self.idle = [self._actor_cls.remote(*self._args) for _ in range(self.slots)]
@@ -480,13 +483,14 @@ def _stat(p: Path) -> list[int]:
 
 def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, model: str | os.PathLike | None = None,
                   options: PipelineOptions = PipelineOptions(), *, ray: str | None = None, workers: int | None = None,
-                  threads: int | None = None, device: str = "cpu", group_seconds: float = 60.0, retries: int = 2,
+                  threads: int | None = None, device: str = "auto", group_seconds: float = 60.0, retries: int = 2,
                   force: bool = False, progress: bool | Callable[[int, int], None] = False) -> JobResult:
     """Colorize every video of ``inputs`` (files, folders, glob patterns) into ``out_dir/<stem>.mp4``.
 
     ``ray``: None = in this process; "auto" = a local Ray on this machine; else the address of a Ray
     cluster (``ray.init(address=...)``); an already initialised Ray is used as it is. ``workers``: how
-    many (default: one per GPU, else one per ``threads`` CPUs). ``group_seconds``: the length of a piece of
+    many (default: one per GPU, else one per ``threads`` CPUs). ``device``: "auto" = CUDA where there is
+    a GPU (on Ray: one GPU per worker), else "cpu". ``group_seconds``: the length of a piece of
     a long video. ``retries``: extra attempts of a task whose worker failed or died. ``force``: redo
     everything. ``progress``: True for a tqdm bar on stderr, or ``callable(done_frames, total_frames)``.
     The manifest (``out_dir/hueshift-job.json``) is the result; ``JobResult.ok`` says whether all finished.
@@ -582,7 +586,9 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
 
     group = {s: max(1, round(group_seconds * float(Fraction(entries[s]["fps"])))) for s in todo}
     model_arg = str(model) if model is not None else None
-    backend = (_Local(model_arg, options, device if device != "auto" else "cpu", threads, local_progress)
+    if ray is None and device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    backend = (_Local(model_arg, options, device, threads, local_progress)
                if ray is None else _Ray(ray, model_arg, options, device, threads, workers))
     parts_root = out / PARTS
     attempt_no: dict[str, int] = {}
@@ -749,6 +755,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder: OUT/<input stem>.mp4 and the job's "
                    f"manifest OUT/{MANIFEST}")
     add_model_arguments(p)
+    p.set_defaults(device="auto")  # a GPU when there is one; on Ray, one worker per GPU of the cluster
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
                    help="run on Ray: 'auto' starts a local Ray on this machine; an address (head:6379, "
                         "ray://head:10001) joins an existing cluster. Without it: in this process")
