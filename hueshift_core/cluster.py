@@ -541,10 +541,12 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
                 and dst.exists() and not force):
             result.skipped.append(stem)
             continue
+        old = e
         entries[stem] = e = {"input": src_abs, "output": str(dst.resolve()), "input_stat": stat, "state": "pending",
                              "frames": None, "fps": None, "keyframes": None, "shots": None, "error": None,
-                             "retries": 0, "pieces": (e or {}).get("pieces") if e and e.get("input_stat") == stat
-                             and e.get("input") == src_abs and not force else None}
+                             "retries": 0, "pieces": None, "scan": None}
+        if old and old.get("input_stat") == stat and old.get("input") == src_abs and not force:
+            e["pieces"], e["scan"] = old.get("pieces"), old.get("scan")  # a long video resumes where it stopped
         try:
             info = probe(src)
             _video.check_writable(dst, [src])
@@ -609,6 +611,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         old = {(p["first"], p["end"]): p for p in (e.get("pieces") or [])}
         e["frames"] = scan["frames"]
         e["shots"] = len(scan["starts"])
+        e["scan"] = {k: scan[k] for k in ("starts", "start_pts", "frames", "splittable")}
         e["pieces"] = []
         folder = parts_root / stem
         folder.mkdir(parents=True, exist_ok=True)
@@ -663,11 +666,15 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         e["state"] = "running"
         long = (options.mode == "keyframes" and not info.variable_rate
                 and info.frame_count > 2 * group[stem])
-        if long:
+        if long and e.get("scan") and e["scan"].get("splittable"):  # scanned in an earlier run
+            plan_pieces(stem, e["scan"])
+            pending += sum(p["state"] == "running" for p in e["pieces"])
+        elif long:
             submit({"kind": "scan", "key": f"{stem}:scan", "stem": stem, "input": e["input"]})
+            pending += 1
         else:
             submit({"kind": "whole", "key": stem, "stem": stem, "input": e["input"], "output": e["output"]})
-        pending += 1
+            pending += 1
     save()
     interrupted = False
     try:

@@ -202,6 +202,28 @@ def test_interrupt_and_resume_in_process(clips, tiny_model_path, tmp_path):
     assert res.ok and res.skipped == ["a"] and res.done == ["b", "c"] and (out / "a.mp4").stat().st_mtime_ns == t_a
 
 
+def test_long_video_resumes_at_its_pieces(clips, tiny_model_path, tmp_path, monkeypatch):
+    """Interrupted inside its second piece, a long video resumes without scanning again or redoing piece 1."""
+    out = tmp_path / "out"
+
+    def stop(done, total):
+        if done >= 60:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        colorize_many([clips / "long.mp4"], out, tiny_model_path, FAST, group_seconds=2, progress=stop)
+    e = json.loads((out / MANIFEST).read_text())["inputs"]["long"]
+    assert e["state"] == "pending" and [p["state"] for p in e["pieces"]] == ["done", "pending", "pending"]
+    assert e["scan"]["starts"] == [0, 30, 50, 85, 110, 140]
+    assert [p for p in leftovers(out) if "partial" in p] == [] and not (out / "long.mp4").exists()
+    ran = []
+    run = Worker.run
+    monkeypatch.setattr(Worker, "run", lambda self, task: ran.append(task["key"]) or run(self, task))
+    res = colorize_many([clips / "long.mp4"], out, tiny_model_path, FAST, group_seconds=2)
+    assert res.ok and ran == ["long:50#1", "long:110#1"] and leftovers(out) == []
+    assert len(decode(out / "long.mp4")[0]) == 160
+
+
 def test_cli(clips, tiny_model_path, tmp_path):
     from hueshift_core.cli import main
 
