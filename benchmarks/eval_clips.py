@@ -11,6 +11,7 @@ and writes ``report-<config>.json``, ``results.md`` (the README table), ``strip-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 from common import machine  # benchmarks/common.py
 
-from hueshift_core.colorize import get_model
+from hueshift_core.colorize import get_model, guidance_scale
 from hueshift_core.evaluate import evaluate
 from hueshift_core.metrics import grey_like
 from hueshift_core.pipeline import PipelineOptions
@@ -50,6 +51,9 @@ def main() -> None:
     ap.add_argument("--out", default="docs/eval")
     ap.add_argument("--max-frames", type=int, default=48)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--model", default=None, help="model file (default: the shipped one)")
+    ap.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's own)")
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--from-reports", action="store_true", help="only rebuild table, strips and plot from OUT/report-*.json")
     args = ap.parse_args()
     clips = sorted(Path(args.clips).glob("*.mp4"))
@@ -58,15 +62,22 @@ def main() -> None:
     reports = {}
     if args.from_reports:
         reports = {name: json.loads((out / f"report-{name}.json").read_text()) for name in args.configs}
-    model = None if args.from_reports else get_model(None)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    model = None if args.from_reports else get_model(args.model)
     for name in [] if args.from_reports else args.configs:
         t = time.perf_counter()
         save = out / "videos" / name if name == "keyframes+deflicker" else None
         if save:
             save.mkdir(exist_ok=True)
-        reports[name] = evaluate(clips, model, CONFIGS[name], save_dir=save, max_frames=args.max_frames,
+        options = dataclasses.replace(CONFIGS[name], sample=dataclasses.replace(CONFIGS[name].sample,
+                                                                                guidance=args.guidance))
+        reports[name] = evaluate(clips, model, options, save_dir=save, max_frames=args.max_frames,
                                  log=lambda s: print(f"[{name}] {s}", flush=True))
-        reports[name]["settings"] = {"config": name, "max_frames": args.max_frames}
+        reports[name]["settings"] = {"config": name, "max_frames": args.max_frames, "model": Path(model.path).name,
+                                     "guidance": guidance_scale(model, args.guidance)}
         reports[name]["machine"] = machine("cpu")
         (out / f"report-{name}.json").write_text(json.dumps(reports[name], indent=2))
         print(f"{name}: {time.perf_counter() - t:.0f} s", flush=True)

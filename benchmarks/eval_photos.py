@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, nargs="+", default=[None],
                     help="guidance scales to sweep (default: each model's own)")
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--short-side", type=int, default=64, help="working resolution (short side)")
     ap.add_argument("--sampler", default="ddim")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
@@ -103,18 +104,19 @@ def main() -> None:
     de_grey = [mean_ciede2000(grey_like(t), t) for t in imgs]
     c_truth = [colourfulness(t) for t in imgs]
     res = {"sources": [Path(s).name for s in args.sources], "held_out": args.held_out, "photos": len(imgs),
-           "steps": args.steps, "sampler": args.sampler, "seed": args.seed, "machine": machine("cpu"),
+           "steps": args.steps, "sampler": args.sampler, "short_side": args.short_side, "seed": args.seed, "machine": machine("cpu"),
            "ciede2000_grey": float(np.mean(de_grey)), "colourfulness_truth": float(np.mean(c_truth)), "runs": []}
     rows = [strip([grey_like(t) for t in imgs[:8]])]
     labels = ["grey"]
     for path in args.model:
         model = get_model(None if path == "default" else path)
         label = Path(model.path).stem
-        for g in args.guidance:
+        scales = args.guidance if model.info.guidance is not None else [None]  # no guidance: scale 1 only
+        for g in scales:
             scale = guidance_scale(model, g)
             t = time.perf_counter()
             outs = colorize_all(model, imgs, SampleOptions(steps=args.steps, sampler=args.sampler, seed=args.seed,
-                                                           batch_size=16, guidance=g))
+                                                           batch_size=16, guidance=g, short_side=args.short_side))
             de = [mean_ciede2000(o, t_) for o, t_ in zip(outs, imgs)]
             c_out = [colourfulness(o) for o in outs]
             run = {"model": label, "guidance": scale, "seconds": round(time.perf_counter() - t, 1),
