@@ -224,7 +224,10 @@ def test_the_server_loads_the_model_once_and_unloads_it(comfy):
 
     def free() -> None:
         assert post(comfy["base"], "/free", {"unload_models": True, "free_memory": True})[0] == 200
-        time.sleep(2.0)  # the prompt worker handles /free when it wakes
+        # The prompt worker reads the /free flags after a prompt (or when idle): run a model-free prompt, after
+        # which they have been handled before the next prompt is taken.
+        _run(comfy, {"1": {"class_type": "LoadImage", "inputs": {"image": IMAGE}},
+                     "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}})
 
     free()
     before = loads()
