@@ -66,21 +66,72 @@ MANIFEST = "hueshift-job.json"
 PARTS = ".hueshift-parts"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
                   ".mxf", ".wmv", ".flv", ".ogv", ".dv", ".y4m", ".h264", ".264", ".hevc", ".265")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 GLOB_CHARS = set("*?[")
+
+
+# ---- frame sequences (a folder of numbered images is one input) ----------------------------------------
+def sequence_files(folder: Path) -> list[Path]:
+    """The images directly in ``folder``, in name order (frame_0001.png, frame_0002.png, ...)."""
+    return sorted(q for q in folder.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
+                  and not q.name.startswith("."))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One frame of a sequence -> uint8 RGB ``[H, W, 3]`` (grey, 16-bit and alpha images converted)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise VideoError(f"{path} is not a readable image; check the file")
+    if img.dtype == np.uint16:
+        img = ((img.astype(np.float32) + 128.5) / 257.0).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise VideoError(f"{path}: {img.dtype} images are not supported; give 8- or 16-bit images")
+    if img.ndim == 2:
+        return np.ascontiguousarray(np.repeat(img[..., None], 3, -1))
+    return np.ascontiguousarray(cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB))
+
+
+def probe_sequence(folder: Path, fps: Fraction) -> _video.VideoInfo:
+    """What :func:`video.probe` says of a video, for a frame sequence played at ``fps``."""
+    files = sequence_files(folder)
+    if not files:
+        raise VideoError(f"folder {folder} holds no images")
+    h, w = read_image(files[0]).shape[:2]
+    return _video.VideoInfo(str(folder), w, h, fps, len(files), True, len(files) / float(fps), False, "images",
+                            "rgb24", "rgb", "pc", True)
+
+
+def _sequence_frames(folder: str, first: int = 0, end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    files = sequence_files(Path(folder))[first:end]
+    size = None
+    for i, f in enumerate(files, first):
+        rgb = read_image(f)
+        if size is not None and rgb.shape != size:
+            raise VideoError(f"{f} is {rgb.shape[1]}x{rgb.shape[0]}, the sequence started at {size[1]}x{size[0]}: "
+                             "every frame of a sequence must have one size")
+        size = rgb.shape
+        yield i, rgb
 
 
 # ---- inputs and plan ---------------------------------------------------------------------------------
 def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
     """Files, folders (the videos inside, recursively, by extension) and glob patterns -> video paths,
-    sorted within each argument, duplicates dropped. A name that matches nothing raises InputError."""
+    sorted within each argument, duplicates dropped. A folder without videos that holds images is a frame
+    sequence (one input); one whose subfolders hold images, a set of them. A name that matches nothing
+    raises InputError."""
     found: list[Path] = []
     for arg in inputs:
         p = Path(arg)
         if p.is_dir():
             hits = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES
                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
+            if not hits and sequence_files(p):  # a frame sequence
+                hits = [p]
+            elif not hits:  # folders of frame sequences
+                hits = sorted(q for q in p.iterdir() if q.is_dir() and not q.name.startswith(".") and sequence_files(q))
             if not hits:
-                raise InputError(f"folder {p} holds no videos ({', '.join(VIDEO_SUFFIXES[:4])}, ...)")
+                raise InputError(f"folder {p} holds no videos ({', '.join(VIDEO_SUFFIXES[:4])}, ...) and no frame "
+                                 f"sequences (folders of {', '.join(IMAGE_SUFFIXES[:3])}, ... images)")
         elif p.exists() or p.is_symlink():
             hits = [p]  # an explicit file is tried whatever its name: probing says if it is a video
         elif GLOB_CHARS & set(str(arg)):
@@ -291,6 +342,8 @@ class Worker:
     def _whole(self, task: dict, report) -> dict:
         dst = Path(task["output"])
         dst.with_name(_video._temp_name(dst)).unlink(missing_ok=True)  # left by a killed attempt
+        if Path(task["input"]).is_dir():  # a frame sequence: one piece from its first frame to its end
+            return self._piece({**task, "first": 0, "end": None, "start_pts": 0, "stop_pts": None}, report)
         res = colorize_video(task["input"], dst, self.model, self.options, device=self.device, progress=report)
         return {"frames": res.frames, "keyframes": res.keyframes, "shots": res.shots, "fps": str(res.fps)}
 
@@ -299,7 +352,8 @@ class Worker:
         timestamp (missing or non-increasing pts, variable frame rate)."""
         pts: list = []
         pipe = VideoPipeline(self.model, self.options)
-        starts, n = pipe.scan(_batches(_frames_with_pts(task["input"]), self.options.decode_batch, pts))
+        src = _sequence_frames(task["input"]) if Path(task["input"]).is_dir() else _frames_with_pts(task["input"])
+        starts, n = pipe.scan(_batches(src, self.options.decode_batch, pts))
         ok = all(p is not None for p in pts) and all(b > a for a, b in zip(pts, pts[1:]))
         return {"starts": starts, "frames": n, "splittable": ok, "start_pts": [pts[i] for i in starts]}
 
@@ -307,9 +361,14 @@ class Worker:
         dst = Path(task["output"])
         dst.with_name(_video._temp_name(dst)).unlink(missing_ok=True)
         first, end = task["first"], task["end"]
-        info = probe(task["input"])
+        if Path(task["input"]).is_dir():
+            info = probe_sequence(Path(task["input"]), Fraction(task["fps"]))
+            frames = _sequence_frames(task["input"], first, end)
+        else:
+            info = probe(task["input"])
+            frames = _frames_with_pts(task["input"], task["start_pts"], task["stop_pts"])
+        end = info.frame_count if end is None else end
         pipe = VideoPipeline(self.model, self.options, first_frame=first)
-        frames = _frames_with_pts(task["input"], task["start_pts"], task["stop_pts"])
         seen: list = []
         with VideoWriter(dst, info.width, info.height, info.fps) as writer:
             for out in pipe.run(_batches(frames, self.options.decode_batch, seen, limit=end - first), report):
@@ -318,7 +377,7 @@ class Worker:
                 raise VideoError(f"{task['input']}: frames {first}-{end - 1} decoded as {writer.frames} frames "
                                  "(the file changed since its first pass?)")
         s = pipe.stats
-        return {"frames": s.frames, "keyframes": s.keyframes, "shots": s.shots}
+        return {"frames": s.frames, "keyframes": s.keyframes, "shots": s.shots, "fps": str(info.fps)}
 
 
 @dataclass
@@ -470,10 +529,10 @@ class _Ray:
 
 
 # ---- the job -------------------------------------------------------------------------------------
-def _settings(model: str | None, options: PipelineOptions, group_seconds: float) -> dict:
+def _settings(model: str | None, options: PipelineOptions, group_seconds: float, fps: Fraction) -> dict:
     o = dataclasses.asdict(options)
     return {"model": str(resolve_model_path(model).resolve()), "options": json.loads(json.dumps(o, default=str)),
-            "group_seconds": group_seconds}
+            "group_seconds": group_seconds, "sequence_fps": str(fps)}
 
 
 def _stat(p: Path) -> list[int]:
@@ -484,7 +543,8 @@ def _stat(p: Path) -> list[int]:
 def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, model: str | os.PathLike | None = None,
                   options: PipelineOptions = PipelineOptions(), *, ray: str | None = None, workers: int | None = None,
                   threads: int | None = None, device: str = "auto", group_seconds: float = 60.0, retries: int = 2,
-                  force: bool = False, progress: bool | Callable[[int, int], None] = False) -> JobResult:
+                  force: bool = False, fps: Fraction | float = Fraction(24),
+                  progress: bool | Callable[[int, int], None] = False) -> JobResult:
     """Colorize every video of ``inputs`` (files, folders, glob patterns) into ``out_dir/<stem>.mp4``.
 
     ``ray``: None = in this process; "auto" = a local Ray on this machine; else the address of a Ray
@@ -492,7 +552,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
     many (default: one per GPU, else one per ``threads`` CPUs). ``device``: "auto" = CUDA where there is
     a GPU (on Ray: one GPU per worker), else "cpu". ``group_seconds``: the length of a piece of
     a long video. ``retries``: extra attempts of a task whose worker failed or died. ``force``: redo
-    everything. ``progress``: True for a tqdm bar on stderr, or ``callable(done_frames, total_frames)``.
+    everything. ``fps``: the frame rate of frame sequences (folders of images). ``progress``: True for a tqdm bar on stderr, or ``callable(done_frames, total_frames)``.
     The manifest (``out_dir/hueshift-job.json``) is the result; ``JobResult.ok`` says whether all finished.
     """
     t0 = time.perf_counter()
@@ -509,7 +569,10 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
-    settings = _settings(str(model) if model is not None else None, options, group_seconds)
+    fps = _video._exact_fps(fps)
+    if fps <= 0:
+        raise InputError(f"fps must be > 0, got {fps}")
+    settings = _settings(str(model) if model is not None else None, options, group_seconds, fps)
     mpath = out / MANIFEST
     manifest = {"version": 1, "settings": settings, "inputs": {}}
     if mpath.exists() and not force:
@@ -548,7 +611,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         if old and old.get("input_stat") == stat and old.get("input") == src_abs and not force:
             e["pieces"], e["scan"] = old.get("pieces"), old.get("scan")  # a long video resumes where it stopped
         try:
-            info = probe(src)
+            info = probe_sequence(src, Fraction(fps)) if src.is_dir() else probe(src)
             _video.check_writable(dst, [src])
         except HueShiftError as err:
             e.update(state="failed", error=str(err))
@@ -600,7 +663,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         attempt_no[task["key"]] = attempt_no.get(task["key"], 0) + 1
         task["attempt_key"] = f"{task['key']}#{attempt_no[task['key']]}"
         running[task["attempt_key"]] = 0
-        task = {**task, "key": task["attempt_key"]}
+        task = {**task, "key": task["attempt_key"], "fps": entries[task["stem"]]["fps"]}
         backend.submit(task)
 
     def plan_pieces(stem: str, scan: dict) -> None:
@@ -778,6 +841,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-gap", type=int, default=defaults.keyframes.max_gap, help="as for `hueshift colorize`")
     p.add_argument("--deflicker", type=float, default=defaults.deflicker, help="as for `hueshift colorize`")
     p.add_argument("--warm-start", type=float, default=defaults.warm_start, help="as for `hueshift colorize`")
+    p.add_argument("--fps", type=Fraction, default=Fraction(24),
+                   help="frame rate of frame sequences (folders of images), e.g. 24 or 24000/1001 (default 24)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -796,7 +861,7 @@ def run(args: argparse.Namespace) -> int:
     )
     res = colorize_many(args.inputs, args.output, args.model, options, ray=args.ray, workers=args.workers,
                         threads=threads, device=args.device, group_seconds=args.group_seconds, retries=args.retries,
-                        force=args.force, progress=not args.no_progress)
+                        force=args.force, fps=args.fps, progress=not args.no_progress)
     entries = res.manifest["inputs"]
     for stem, e in entries.items():
         if e["state"] == "failed":

@@ -224,6 +224,34 @@ def test_long_video_resumes_at_its_pieces(clips, tiny_model_path, tmp_path, monk
     assert len(decode(out / "long.mp4")[0]) == 160
 
 
+def test_frame_sequences(tiny_model_path, tmp_path):
+    """A folder of images is one input (at --fps); a long one is split into shot groups like a video."""
+    seqs = tmp_path / "scans"
+    frames = scene(30, 1, 1.0, 48, 80) + scene(20, 2, 0.4, 48, 80) + scene(26, 3, 1.6, 48, 80)
+    for name, n in (("reel1", 76), ("reel2", 20)):
+        (seqs / name).mkdir(parents=True)
+        for i, f in enumerate(frames[:n]):
+            img = f[..., 0] if i % 2 else cv2.cvtColor(f, cv2.COLOR_RGB2BGR)  # grey and 3-channel files
+            cv2.imwrite(str(seqs / name / f"frame_{i:05d}.png"), img)
+    out = tmp_path / "out"
+    res = colorize_many([seqs], out, tiny_model_path, FAST, group_seconds=1, fps=Fraction(25))
+    m = json.loads((out / MANIFEST).read_text())["inputs"]
+    assert res.ok and sorted(res.done) == ["reel1", "reel2"]
+    assert [(p["first"], p["end"]) for p in m["reel1"]["pieces"]] == [(0, 30), (30, 76)] and m["reel2"]["pieces"] is None
+    assert m["reel1"]["shots"] == 3 and m["reel1"]["fps"] == "25"
+    whole = np.concatenate(list(VideoPipeline(get_model(tiny_model_path), FAST).run(iter([np.stack(frames)]))))
+    got, times = decode(out / "reel1.mp4")
+    assert len(got) == 76 and times == [Fraction(i, 25) for i in range(76)]
+    with av.open(str(out / "reel2.mp4")) as c:
+        assert c.streams.video[0].average_rate == 25
+    single = tmp_path / "single.mp4"
+    from hueshift_core.video import VideoWriter
+    with VideoWriter(single, 80, 48, 25) as wr:
+        wr.write(whole)
+    assert np.abs(got.astype(int) - whole).mean() <= 1.25 * np.abs(decode(single)[0].astype(int) - whole).mean() + 0.25
+    assert leftovers(out) == []
+
+
 def test_cli(clips, tiny_model_path, tmp_path):
     from hueshift_core.cli import main
 
