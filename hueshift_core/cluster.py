@@ -657,7 +657,6 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
                if ray is None else _Ray(ray, model_arg, options, device, threads, workers))
     parts_root = out / PARTS
     attempt_no: dict[str, int] = {}
-    joins: dict[str, list[dict]] = {}
 
     def submit(task: dict) -> None:
         attempt_no[task["key"]] = attempt_no.get(task["key"], 0) + 1
@@ -686,7 +685,6 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
                 p.update(state="done", keyframes=prev.get("keyframes"), shots=prev.get("shots"))
                 finished_frames[0] += end - first
             e["pieces"].append(p)
-        joins[stem] = e["pieces"]
         for p in e["pieces"]:
             if p["state"] != "done":
                 p["state"] = "running"
@@ -821,7 +819,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from .cli_image import add_model_arguments
 
     defaults = PipelineOptions()
-    p.add_argument("inputs", nargs="+", help="video files, folders (the videos inside) and glob patterns")
+    p.add_argument("inputs", nargs="+", help="video files, folders (the videos inside, or a frame sequence: a folder "
+                   "of images) and glob patterns")
     p.add_argument("-o", "--output", required=True, help="output folder: OUT/<input stem>.mp4 and the job's "
                    f"manifest OUT/{MANIFEST}")
     add_model_arguments(p)
