@@ -17,7 +17,12 @@ import signal
 import sys
 import warnings
 
+from . import threads
 from .errors import HueShiftError
+
+# OpenMP reads its wait policy once, when torch loads: set it before any command module imports torch
+# (a value in the environment wins). See hueshift_core.threads.
+threads.set_wait_policy()
 
 # name -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -102,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         if args._module is None:
             print(f"{name}: not available in this build", file=sys.stderr)
             return 2
+        n = getattr(args, "threads", None)  # torch's and OpenCV's pools sized to the free CPUs (or --threads)
+        threads.configure(n if isinstance(n, int) and 1 <= n <= 1024 else None)
         return int(args._module.run(args) or 0)
     except HueShiftError as err:
         print(f"{name}: error: {' '.join(str(err).split())}", file=sys.stderr)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import cv2
-import torch
-
+from . import threads
 from .cli_image import add_model_arguments
 from .colorize import SampleOptions, get_model, guidance_scale, resolve_device
 from .diffusion import Sampler
@@ -36,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="frames per diffusion batch (per-frame mode)")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for PyTorch and OpenCV (default: theirs; 1 helps on a busy machine)")
+                   help="CPU threads for PyTorch, OpenCV and the codecs (default: the CPUs other processes leave free)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -57,9 +55,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     info = probe(args.input)  # fail fast on a bad input or output, before loading the model
     check_writable(args.output, [args.input])
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+    threads.configure(args.threads)
     model = get_model(args.model, device)
     guidance_scale(model, args.guidance)  # a model not trained for guidance: refused before the work
     total = min(info.frame_count, args.max_frames) if args.max_frames else info.frame_count

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from . import threads
 from .data import is_grey
 from .errors import InputError, VideoError
 from .outputs import check_input_file, check_output
@@ -308,6 +309,7 @@ def _read_frames(path, batch_size, start, max_frames, every_nth, max_side, times
     with _open(path) as c:
         stream = _video(c)
         stream.thread_type = "AUTO"
+        stream.thread_count = threads.current()  # FFmpeg's decoder threads: the CPUs left free (threads.py)
         listed = int(stream.frames or 0)
         for frame in _decode(c, stream, bad):
             index += 1
@@ -482,6 +484,7 @@ class VideoWriter:
             self._container = av.open(str(self.tmp), mode="w", format=self.format, container_options=opts)
             s = self._container.add_stream(self.encoder, rate=self.fps)
             s.width, s.height, s.pix_fmt = self.width, self.height, self.pix_fmt
+            s.thread_count = threads.current()  # the encoder's threads: the CPUs left free (threads.py)
             if self.encoder == "libx264":
                 s.options = {"crf": str(self.crf), "preset": "veryfast"}
             elif self.encoder == "mpeg4":

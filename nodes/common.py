@@ -183,6 +183,7 @@ class Progress:
 
 
 def progress(total: int) -> Progress:
+    core("threads").configure()  # every working node starts here: torch/OpenCV pools sized to the free CPUs
     return Progress(total)
 
 
