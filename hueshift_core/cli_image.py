@@ -6,12 +6,19 @@ import argparse
 import os
 import struct
 import sys
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
-from .colorize import SampleOptions, colorize_image, get_model, guidance_scale, resolve_device
+from .color import denormalize_ab
+from .colorize import (SampleOptions, colorize_image, downsample_l, frames_to_lab, get_model, guidance_scale,
+                       image_to_tensor, make_noise, resolve_device, sample_ab, tensor_to_image, upscale_merge,
+                       working_size)
 from .data import is_grey
 from .diffusion import Sampler
 from .errors import HueShiftError, InputError
@@ -37,6 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="image files (any size; colour images are turned grey first)")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
     add_model_arguments(p)
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="same-size images colorized together (default 8; several inputs only)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for PyTorch and OpenCV (default: the CPUs other processes leave free)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what is written, by extension
@@ -129,8 +141,17 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """One input: errors stop the command. Several: a bad one is reported, the rest are done, a summary
-    ends the run, and the exit status is 2 if any failed."""
+    ends the run, and the exit status is 2 if any failed.
+
+    Several inputs stream: a reader thread decodes ahead (at most ``2 x --batch-size`` images waiting),
+    images of the same size are colorized together in batches of ``--batch-size``, a writer thread
+    encodes and writes the results, and a progress bar counts them (on a terminal). Memory does not grow
+    with the number of inputs. A batch gives each image the noise it would get alone (the seed's), so
+    with the deterministic samplers (ddim, dpmpp_2m) results equal one-at-a-time runs within rounding;
+    ddpm (random at every step) runs one image at a time."""
     prefix = "hueshift colorize-image"
+    if not 1 <= args.batch_size <= 256:
+        raise InputError(f"--batch-size must be 1 to 256, got {args.batch_size}")
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
     options = SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
@@ -159,38 +180,26 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"output folder {parent} does not exist; create it first")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise InputError(f"cannot create the output folder {out}: {parent} is not writable")
-    model = None
-    failed: list[str] = []
-    done = 0
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(inputs), unit="image", desc="colorize-image", file=sys.stderr, dynamic_ncols=True,
+                   disable=None)  # None: only on a terminal
+    state = _ManyState(prefix, bar)
     try:
-        for src in inputs:
-            try:
-                img = read_image(src)
-                if created and not out.exists():
-                    try:
-                        out.mkdir(parents=False)
-                    except OSError as err:
-                        raise InputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
-                dst = check_image_output(out / f"{src.stem}.png", inputs)
-                if model is None:  # once the first input is good; a bad model or guidance stops the whole run
-                    try:
-                        model = get_model(args.model, device)
-                        guidance_scale(model, options.guidance)
-                    except HueShiftError as err:
-                        raise _Fatal(err) from None
-                _colorize_one(src, img, dst, model, options, args.upscale)
-                done += 1
-            except HueShiftError as err:
-                failed.append(str(src))
-                print(f"{prefix}: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+        _run_many(args, inputs, out, created, device, options, state)
     except _Fatal as fatal:
         raise fatal.err from None
     finally:
-        if created and done == 0 and out.is_dir():
+        if bar is not None:
+            bar.close()
+        if created and state.done == 0 and out.is_dir():
             try:
                 out.rmdir()  # only if empty: nothing of ours is in it
             except OSError:
                 pass
+    failed, done = state.failed, state.done
     if failed:
         print(f"{prefix}: {done} of {len(inputs)} images colorized; {len(failed)} failed: {', '.join(failed)}",
               file=sys.stderr)
@@ -202,6 +211,145 @@ def run(args: argparse.Namespace) -> int:
 class _Fatal(Exception):
     def __init__(self, err: HueShiftError) -> None:
         self.err = err
+
+
+class _ManyState:
+    """What a several-inputs run has done: counts, failures, and where its messages go (above the bar)."""
+
+    def __init__(self, prefix: str, bar) -> None:
+        self.prefix, self.bar = prefix, bar
+        self.failed: list[str] = []
+        self.done = 0
+
+    def note(self, text: str) -> None:
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def fail(self, src: Path, err: HueShiftError) -> None:
+        self.failed.append(str(src))
+        self.note(f"{self.prefix}: error: {' '.join(str(err).split())}")
+        self.tick()
+
+    def tick(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+
+def _batchable(options: SampleOptions) -> bool:
+    """Samplers whose result depends only on the starting noise (which a batch keeps per image)."""
+    return options.sampler is Sampler.DPMPP_2M or (options.sampler is Sampler.DDIM and options.eta == 0)
+
+
+def colorize_batch(images: list[np.ndarray], model, options: SampleOptions = SampleOptions(),
+                   upscale: Upscale | str = Upscale.GUIDED) -> list[np.ndarray]:
+    """Colorize same-size uint8 images (``[H, W]`` or ``[H, W, 3]``) in one model batch -> uint8 RGB each.
+
+    Every image starts from the noise it would get alone (``options.seed``), so with ddim (eta 0) or
+    dpmpp_2m the colours equal :func:`~hueshift_core.colorize.colorize_image`'s within float rounding;
+    other samplers colorize one image at a time."""
+    if len(images) == 1 or not _batchable(options):
+        return [colorize_image(im, model, options=options, upscale=upscale) for im in images]
+    x = torch.cat([image_to_tensor(im) for im in images])
+    l_full, _ = frames_to_lab(x)
+    size = working_size(*x.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
+    noise = torch.cat([make_noise((1, 2, *size), torch.Generator().manual_seed(options.seed)) for _ in images])
+    ab = sample_ab(model, downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
+                   generator=torch.Generator().manual_seed(options.seed), eta=options.eta,
+                   guidance=options.guidance, noise=noise)
+    rgb = upscale_merge(x, denormalize_ab(ab.float().cpu()), upscale)
+    return [tensor_to_image(f) for f in rgb]
+
+
+def _decoded(inputs: list[Path], ahead: int) -> Iterator[tuple[Path, np.ndarray | HueShiftError]]:
+    """(input, image or its error), in order, decoded by one thread at most ``ahead`` images ahead."""
+    with ThreadPoolExecutor(1, thread_name_prefix="hueshift-read") as pool:
+        pending: deque = deque()
+        it = iter(inputs)
+        try:
+            while True:
+                while len(pending) < ahead:
+                    src = next(it, None)
+                    if src is None:
+                        break
+                    pending.append((src, pool.submit(read_image, src)))
+                if not pending:
+                    return
+                src, fut = pending.popleft()
+                try:
+                    yield src, fut.result()
+                except HueShiftError as err:
+                    yield src, err
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+
+
+def _run_many(args, inputs: list[Path], out: Path, created: bool, device, options: SampleOptions,
+              state: _ManyState) -> None:
+    batch_size = args.batch_size if _batchable(options) else 1
+    model = None
+    groups: dict[tuple, list[tuple[Path, np.ndarray, Path]]] = {}  # same-size images waiting for a batch
+    held = 0
+    writes: deque = deque()
+
+    def settle(limit: int) -> None:  # wait for written files until at most `limit` are in flight
+        while len(writes) > limit:
+            src, dst, fut = writes.popleft()
+            try:
+                fut.result()
+            except HueShiftError as err:
+                state.fail(src, err)
+                continue
+            print(dst, flush=True)
+            state.done += 1
+            state.tick()
+
+    def flush(key) -> None:
+        nonlocal held
+        group = groups.pop(key)
+        held -= len(group)
+        rgbs = colorize_batch([img for _, img, _ in group], model, options, args.upscale)
+        for (src, _, dst), rgb in zip(group, rgbs):
+            writes.append((src, dst, writer.submit(write_image, dst, rgb)))
+        settle(batch_size)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="hueshift-write") as writer:
+        try:
+            for src, img in _decoded(inputs, ahead=2 * batch_size):
+                try:
+                    if isinstance(img, HueShiftError):
+                        raise img
+                    if created and not out.exists():
+                        try:
+                            out.mkdir(parents=False)
+                        except OSError as err:
+                            raise InputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
+                    dst = check_image_output(out / f"{src.stem}.png", inputs)
+                    if model is None:  # once the first input is good; a bad model or guidance stops the whole run
+                        try:
+                            model = get_model(args.model, device)
+                            guidance_scale(model, options.guidance)
+                        except HueShiftError as err:
+                            raise _Fatal(err) from None
+                except HueShiftError as err:
+                    state.fail(src, err)
+                    continue
+                if img.ndim == 3 and not is_grey(img):
+                    state.note(f"{src}: colour image, turned grey first")
+                key = img.shape[:2]
+                groups.setdefault(key, []).append((src, img, dst))
+                held += 1
+                if len(groups[key]) >= batch_size:
+                    flush(key)
+                elif held >= 2 * batch_size:  # bounded: colorize the largest waiting group
+                    flush(max(groups, key=lambda k: len(groups[k])))
+            for key in list(groups):
+                flush(key)
+            settle(0)
+        finally:
+            groups.clear()
 
 
 def _colorize_one(src: Path, img: np.ndarray, dst: Path, model, options: SampleOptions, upscale: str) -> None:
