@@ -560,6 +560,11 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         raise InputError(f"mode must be one of {MODES}")
     if retries < 0 or group_seconds <= 0 or (workers is not None and workers < 1):
         raise InputError("retries must be >= 0, group_seconds > 0 and workers >= 1")
+    if ray is not None:  # before any work: Ray is an optional extra
+        try:
+            import ray as _  # noqa: F401
+        except ImportError:
+            raise InputError("--ray needs Ray: pip install 'hueshift[cluster]' (or pip install ray)") from None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; -o must be a folder (it is created if missing)")
@@ -628,13 +633,24 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         result.seconds = time.perf_counter() - t0
         return result
 
+    finished_frames = [0]
+    running: dict[str, int] = {}
+
+    def local_progress(key: str, n: int) -> None:
+        if key in running:
+            running[key] += n
+        show()
+
+    model_arg = str(model) if model is not None else None
+    if ray is None and device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    backend = (_Local(model_arg, options, device, threads, local_progress)
+               if ray is None else _Ray(ray, model_arg, options, device, threads, workers))
     bar = None
     if progress is True:
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="frame", desc="colorize-many", file=sys.stderr, dynamic_ncols=True)
-    finished_frames = [0]
-    running: dict[str, int] = {}
 
     def show() -> None:
         done = finished_frames[0] + sum(running.values())
@@ -644,17 +660,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         elif callable(progress):
             progress(done, total)
 
-    def local_progress(key: str, n: int) -> None:
-        if key in running:
-            running[key] += n
-        show()
-
     group = {s: max(1, round(group_seconds * float(Fraction(entries[s]["fps"])))) for s in todo}
-    model_arg = str(model) if model is not None else None
-    if ray is None and device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    backend = (_Local(model_arg, options, device, threads, local_progress)
-               if ray is None else _Ray(ray, model_arg, options, device, threads, workers))
     parts_root = out / PARTS
     attempt_no: dict[str, int] = {}
 

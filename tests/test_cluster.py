@@ -26,6 +26,7 @@ import torch
 
 from hueshift_core.cluster import MANIFEST, PARTS, Worker, _batches, _frames_with_pts, colorize_many, group_shots
 from hueshift_core.colorize import SampleOptions, get_model
+from hueshift_core.errors import InputError
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline, colorize_video
 from hueshift_core.video import read_frames
 
@@ -266,6 +267,13 @@ def test_cli(clips, tiny_model_path, tmp_path):
                                                      "long": "done"}
     assert m["long"]["pieces"] is None  # shorter than two groups: one task
     assert main(["colorize-many", str(tmp_path / "nothing-*.mp4"), "-o", str(out)]) == 2
+
+
+def test_without_ray_installed_one_clear_error(clips, tiny_model_path, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
+    with pytest.raises(InputError, match="needs Ray"):
+        colorize_many([clips / "a.mp4"], tmp_path / "o", tiny_model_path, FAST, ray="auto")
+    assert not (tmp_path / "o").exists()
 
 
 def test_core_never_imports_ray():
