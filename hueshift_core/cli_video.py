@@ -12,13 +12,19 @@ from .diffusion import Sampler
 from .errors import InputError
 from .keyframes import KeyframeOptions
 from .pipeline import MODES, PipelineOptions, colorize_video
+from .sequence import check_sequence_output, is_pattern, is_sequence, probe_sequence
 from .video import check_writable, probe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     defaults = PipelineOptions()
-    p.add_argument("input", help="a video file PyAV can decode (grey or colour: colour is turned grey first)")
-    p.add_argument("-o", "--output", required=True, help="output .mp4 (H.264; written only when complete)")
+    p.add_argument("input", help="a video file PyAV can decode (grey or colour: colour is turned grey first), or a "
+                             "frame sequence: a folder of images or a pattern such as scans/%%06d.png")
+    p.add_argument("-o", "--output", required=True,
+                   help="output .mp4/.mov/.mkv (H.264; written only when complete) or an image sequence such as "
+                        "out/%%06d.png (numbered from 1; moved into place when complete)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of a frame-sequence input (default 24); a video file keeps its own")
     add_model_arguments(p)
     p.add_argument("--mode", choices=MODES, default=defaults.mode,
                    help="keyframes: diffusion on keyframes, colour carried along optical flow (default); "
@@ -53,8 +59,18 @@ def run(args: argparse.Namespace) -> int:
         deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
     )
     device = resolve_device(args.device)
-    info = probe(args.input)  # fail fast on a bad input or output, before loading the model
-    check_writable(args.output, [args.input])
+    # fail fast on a bad input or output, before loading the model
+    if is_sequence(args.input):
+        info = probe_sequence(args.input, args.fps)
+    elif args.fps is not None:
+        raise InputError("--fps is for a frame-sequence input (a folder or scans/%06d.png); a video file keeps "
+                         "its own frame rate")
+    else:
+        info = probe(args.input)
+    if is_pattern(args.output):
+        check_sequence_output(args.output, [args.input])
+    else:
+        check_writable(args.output, [args.input])
     threads.configure(args.threads)
     model = get_model(args.model, device)
     guidance_scale(model, args.guidance)  # a model not trained for guidance: refused before the work
@@ -66,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=total, unit="frame", desc="colorize", file=sys.stderr, dynamic_ncols=True)
     try:
         result = colorize_video(args.input, args.output, model, options, device=str(device),
-                                progress=bar.update if bar is not None else None, max_frames=args.max_frames)
+                                progress=bar.update if bar is not None else None, max_frames=args.max_frames,
+                                fps=info.fps if is_sequence(args.input) else None)
     finally:
         if bar is not None:
             bar.close()

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import queue
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -60,6 +62,7 @@ from .errors import InputError, VideoError
 from .keyframes import KeyframeOptions, KeyframeSelector, tracked_share
 from .propagate import blend, carry, compute_flow, flow_confidence
 from .upscale import Upscale, upscale_ab
+from .sequence import SequenceWriter, check_sequence_output, is_pattern, is_sequence, probe_sequence, read_sequence
 from .video import VideoWriter, check_writable, probe, read_frames
 
 MODES = ("keyframes", "per-frame")
@@ -394,13 +397,19 @@ class VideoResult:
 
 def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | Path | None = None,
                    options: PipelineOptions = PipelineOptions(), *, device: str = "cpu",
-                   progress: Callable[[int], None] | None = None, max_frames: int | None = None) -> VideoResult:
+                   progress: Callable[[int], None] | None = None, max_frames: int | None = None,
+                   fps: float | Fraction | None = None) -> VideoResult:
     """Colorize the video ``src`` into ``dst``: H.264 mp4 of the same size, frame count and frame
     rate, with ``src``'s audio track when it has one.
+
+    Frame sequences (:mod:`~hueshift_core.sequence`): ``src`` may be a folder of images or a pattern
+    such as ``scans/%06d.png`` (played at ``fps``, default 24; ``fps`` is refused for a video file,
+    whose own rate is kept), and ``dst`` a pattern such as ``out/%06d.png`` (numbered from 1, no audio).
 
     ``model``: a loaded model, a checkpoint path, or None for the shipped default (loaded on
     ``device``). ``dst`` appears only when complete: an error or Ctrl-C leaves no file.
     ``progress(n)`` is called with the number of frames finished since the last call.
+    Decoding (one batch ahead) and encoding run on their own threads, overlapped with the pipeline.
     Raises :class:`~hueshift_core.errors.HueShiftError` on bad input, before any work when it can.
     """
     t0 = time.perf_counter()
@@ -408,25 +417,145 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
         raise InputError(f"options must be a PipelineOptions, got {type(options).__name__}")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
         raise InputError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
-    info = probe(src)
-    check_writable(dst, [src])  # also refuses dst == src (by inode), before any work
+    src_seq, dst_seq = is_sequence(src), is_pattern(dst)
+    if src_seq:
+        info = probe_sequence(src, fps)
+    else:
+        if fps is not None:
+            raise InputError("a frame rate (fps) is for a frame-sequence input (a folder or scans/%06d.png); "
+                             "a video file keeps its own rate")
+        info = probe(src)
+    if dst_seq:
+        check_sequence_output(dst, [src])
+    else:
+        check_writable(dst, [src])  # also refuses dst == src (by inode), before any work
     if not isinstance(model, ColorModel):
         model = get_model(model, device)
     pipe = VideoPipeline(model, options)
-    encode = 0.0
-    times: list | None = [] if info.variable_rate else None  # VFR: carry each frame's time to the output
-    with VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None,
-                     time_base=info.time_base if info.variable_rate else None) as writer:
-        for out in pipe.run(read_frames(src, options.decode_batch, max_frames=max_frames, times=times), progress):
-            t = time.perf_counter()
-            if times is not None:
-                writer.write(out, times[writer.frames:writer.frames + len(out)])
-            else:
-                writer.write(out)
-            encode += time.perf_counter() - t
+    times: list | None = [] if info.variable_rate and not dst_seq else None  # VFR: carry each frame's time
+    if src_seq:
+        frames = read_sequence(src, options.decode_batch, max_frames=max_frames, fps=info.fps)
+    else:
+        frames = read_frames(src, options.decode_batch, max_frames=max_frames, times=times)
+    if dst_seq:
+        writer_cm = SequenceWriter(dst, info.width, info.height, inputs=[src])
+    else:
+        writer_cm = VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None,
+                                time_base=info.time_base if info.variable_rate else None)
+    with writer_cm as writer:
+        encoder = _Encoder(writer, times)
+        reader = _Prefetch(frames, depth=2)
+        try:
+            for out in pipe.run(reader, progress):
+                encoder.put(out)
+        except BaseException:
+            encoder.close(abort=True)
+            raise
+        finally:
+            reader.close()
+        encoder.close()
         t = time.perf_counter()
-    pipe.stats.seconds["encode"] = encode + time.perf_counter() - t
+    pipe.stats.seconds["encode"] = encoder.seconds + time.perf_counter() - t
     s = pipe.stats
     return VideoResult(str(dst), s.frames, info.width, info.height, info.fps, time.perf_counter() - t0, s.keyframes,
                        s.shots, s.colour_input, writer.encoder, dict(s.seconds), s.keyframe_jumps, s.max_buffered,
                        s.keyframe_chroma)
+
+
+_DONE = object()
+
+
+class _Prefetch:
+    """Iterate ``source`` on a thread, at most ``depth`` items ahead (decoding overlaps the pipeline);
+    its exceptions come out of ``next()`` in order. ``close()`` stops the thread early."""
+
+    def __init__(self, source: Iterator, depth: int = 2) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(source,), name="hueshift-decode", daemon=True)
+        self._thread.start()
+
+    def _run(self, source: Iterator) -> None:
+        try:
+            for item in source:
+                if not self._offer(("item", item)):
+                    return
+        except BaseException as err:  # noqa: BLE001 — handed to the consumer
+            self._offer(("error", err))
+            return
+        self._offer(("done", None))
+
+    def _offer(self, entry) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> _Prefetch:
+        return self
+
+    def __next__(self):
+        kind, value = self._q.get()
+        if kind == "item":
+            return value
+        self._q.put((kind, value))  # stay exhausted
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Encoder:
+    """Encode finished batches on a thread (at most two waiting), so encoding overlaps the pipeline.
+    ``close()`` waits for the last frame and re-raises the thread's error; ``close(abort=True)`` drops
+    what waits and returns once the frame being encoded is done (the writer then deletes its file)."""
+
+    def __init__(self, writer, times: list | None) -> None:
+        self.writer, self.times = writer, times
+        self.seconds = 0.0
+        self._q: queue.Queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._abort = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hueshift-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            out = self._q.get()
+            if out is _DONE or self._abort.is_set():
+                return
+            if self._error is not None:
+                continue
+            t = time.perf_counter()
+            try:
+                if self.times is not None:
+                    self.writer.write(out, self.times[self.writer.frames:self.writer.frames + len(out)])
+                else:
+                    self.writer.write(out)
+            except BaseException as err:  # noqa: BLE001 — re-raised by put() / close()
+                self._error = err
+            self.seconds += time.perf_counter() - t
+
+    def put(self, out: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(out)
+
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            self._abort.set()
+            while True:  # make room for the sentinel
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    break
+        self._q.put(_DONE)
+        self._thread.join()
+        if self._error is not None and not abort:
+            raise self._error
