@@ -75,13 +75,25 @@ def page(comfy, tmp_path_factory):
 
 
 def _open_template(page, name: str, types: list[str]) -> None:
-    """Workflow -> Browse Templates, search, click the template's card; wait until its graph is on the canvas."""
-    page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
-    search = page.get_by_placeholder("Search templates...")
-    search.wait_for(timeout=30_000)
-    search.fill(name)
-    card = page.get_by_text(name, exact=True)
-    card.first.wait_for(timeout=30_000)
+    """Workflow -> Browse Templates, search, click the template's card; wait until its graph is on the canvas.
+
+    The dialog is opened afresh up to three times: on a loaded machine its search field can be taken
+    while the previous dialog is still closing, and then the card never shows.
+    """
+    for attempt in range(3):
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
+        page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+        search = page.get_by_placeholder("Search templates...").last
+        search.wait_for(timeout=30_000)
+        search.fill(name)
+        card = page.get_by_text(name, exact=True)
+        try:
+            card.first.wait_for(timeout=15_000)
+            break
+        except Exception:  # playwright's TimeoutError
+            if attempt == 2:
+                raise
     page.wait_for_timeout(500)  # the search filters as one types
     assert card.count() == 1, f"template {name} listed {card.count()} times"
     card.first.click()
