@@ -1,5 +1,6 @@
 """``hueshift colorize-many INPUTS... -o OUT_DIR``: colorize many videos, and long videos in pieces, on many workers.
 
+Inputs are video files, folders (the videos inside), glob patterns and frame sequences (a folder of images).
 The job is a list of tasks: one per video, or, for a video longer than about two shot groups, one per
 group of whole shots (``group_seconds`` long, one minute by default). Tasks run on workers that load the
 model once and keep it: one in this process (no ``ray``), or Ray actors (``ray="auto"``: a private local
