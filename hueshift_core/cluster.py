@@ -52,6 +52,7 @@ import cv2
 import numpy as np
 import torch
 
+from . import sequence as _sequence
 from . import video as _video
 from .colorize import SampleOptions, get_model, resolve_model_path
 from .diffusion import Sampler
@@ -67,49 +68,26 @@ MANIFEST = "hueshift-job.json"
 PARTS = ".hueshift-parts"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
                   ".mxf", ".wmv", ".flv", ".ogv", ".dv", ".y4m", ".h264", ".264", ".hevc", ".265")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 GLOB_CHARS = set("*?[")
 
 
-# ---- frame sequences (a folder of numbered images is one input) ----------------------------------------
-def sequence_files(folder: Path) -> list[Path]:
-    """The images directly in ``folder``, in name order (frame_0001.png, frame_0002.png, ...)."""
-    return sorted(q for q in folder.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
-                  and not q.name.startswith("."))
-
-
-def read_image(path: Path) -> np.ndarray:
-    """One frame of a sequence -> uint8 RGB ``[H, W, 3]`` (grey, 16-bit and alpha images converted)."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise VideoError(f"{path} is not a readable image; check the file")
-    if img.dtype == np.uint16:
-        img = ((img.astype(np.float32) + 128.5) / 257.0).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise VideoError(f"{path}: {img.dtype} images are not supported; give 8- or 16-bit images")
-    if img.ndim == 2:
-        return np.ascontiguousarray(np.repeat(img[..., None], 3, -1))
-    return np.ascontiguousarray(cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB))
-
-
-def probe_sequence(folder: Path, fps: Fraction) -> _video.VideoInfo:
-    """What :func:`video.probe` says of a video, for a frame sequence played at ``fps``."""
-    files = sequence_files(folder)
-    if not files:
-        raise VideoError(f"folder {folder} holds no images")
-    h, w = read_image(files[0]).shape[:2]
-    return _video.VideoInfo(str(folder), w, h, fps, len(files), True, len(files) / float(fps), False, "images",
-                            "rgb24", "rgb", "pc", True)
+# ---- frame sequences (a folder of images is one input; read as hueshift_core.sequence reads them) -------
+def _is_sequence_folder(folder: Path) -> bool:
+    try:
+        return bool(_sequence.sequence_files(folder))
+    except HueShiftError:
+        return False
 
 
 def _sequence_frames(folder: str, first: int = 0, end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    files = sequence_files(Path(folder))[first:end]
+    """(index, uint8 RGB) of images ``first`` to ``end`` of a frame sequence, as :func:`sequence.read_sequence`
+    gives them (same order, same reader), without reading the images before ``first``."""
     size = None
-    for i, f in enumerate(files, first):
-        rgb = read_image(f)
+    for i, f in enumerate(_sequence.sequence_files(folder)[first:end], first):
+        rgb = _sequence._read(f)
         if size is not None and rgb.shape != size:
-            raise VideoError(f"{f} is {rgb.shape[1]}x{rgb.shape[0]}, the sequence started at {size[1]}x{size[0]}: "
-                             "every frame of a sequence must have one size")
+            raise InputError(f"{f} is {rgb.shape[1]}x{rgb.shape[0]}, the sequence started at {size[1]}x{size[0]}: "
+                             "every frame must have the same size")
         size = rgb.shape
         yield i, rgb
 
@@ -126,13 +104,14 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
         if p.is_dir():
             hits = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES
                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
-            if not hits and sequence_files(p):  # a frame sequence
+            if not hits and _is_sequence_folder(p):  # a frame sequence
                 hits = [p]
             elif not hits:  # folders of frame sequences
-                hits = sorted(q for q in p.iterdir() if q.is_dir() and not q.name.startswith(".") and sequence_files(q))
+                hits = sorted(q for q in p.iterdir() if q.is_dir() and not q.name.startswith(".")
+                              and _is_sequence_folder(q))
             if not hits:
                 raise InputError(f"folder {p} holds no videos ({', '.join(VIDEO_SUFFIXES[:4])}, ...) and no frame "
-                                 f"sequences (folders of {', '.join(IMAGE_SUFFIXES[:3])}, ... images)")
+                                 f"sequences (folders of {', '.join(_sequence.READ_SUFFIXES[:3])}, ... images)")
         elif p.exists() or p.is_symlink():
             hits = [p]  # an explicit file is tried whatever its name: probing says if it is a video
         elif GLOB_CHARS & set(str(arg)):
@@ -363,7 +342,7 @@ class Worker:
         dst.with_name(_video._temp_name(dst)).unlink(missing_ok=True)
         first, end = task["first"], task["end"]
         if Path(task["input"]).is_dir():
-            info = probe_sequence(Path(task["input"]), Fraction(task["fps"]))
+            info = _sequence.probe_sequence(task["input"], Fraction(task["fps"]))
             frames = _sequence_frames(task["input"], first, end)
         else:
             info = probe(task["input"])
@@ -575,9 +554,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
-    fps = _video._exact_fps(fps)
-    if fps <= 0:
-        raise InputError(f"fps must be > 0, got {fps}")
+    fps = _sequence._check_fps(fps)  # of frame sequences, as `hueshift colorize` takes it
     settings = _settings(str(model) if model is not None else None, options, group_seconds, fps)
     mpath = out / MANIFEST
     manifest = {"version": 1, "settings": settings, "inputs": {}}
@@ -617,7 +594,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         if old and old.get("input_stat") == stat and old.get("input") == src_abs and not force:
             e["pieces"], e["scan"] = old.get("pieces"), old.get("scan")  # a long video resumes where it stopped
         try:
-            info = probe_sequence(src, Fraction(fps)) if src.is_dir() else probe(src)
+            info = _sequence.probe_sequence(src, fps) if src.is_dir() else probe(src)
             _video.check_writable(dst, [src])
         except HueShiftError as err:
             e.update(state="failed", error=str(err))
