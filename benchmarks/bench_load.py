@@ -9,8 +9,10 @@ Variants (set before torch loads, in the worker's environment):
 
 * ``default``: what HueShift did before the thread policy: OpenMP's own wait policy (spinning), one thread per CPU;
 * ``passive``: ``OMP_WAIT_POLICY=PASSIVE``, one thread per CPU;
-* ``policy``: what the ``hueshift`` command does now: PASSIVE and ``hueshift_core.threads.configure()``
-  (pools sized to the CPUs the other processes leave free).
+* ``policy``: what the ``hueshift`` command does now: PASSIVE and ``hueshift_core.threads.configure()``;
+* ``comfyui``: what the nodes do inside ComfyUI, which loads torch before the pack: OpenMP's own (spinning)
+  wait policy, then ``configure()`` (a spinning pool is sized to the CPUs the other processes leave free);
+* ``one``: OpenMP's own wait policy, one thread (what ``--threads 1`` did before).
 
 Loads: ``alone``; ``loops``: ``--busy`` N plain busy loops (``while True: pass``); ``torch``: N other
 PyTorch jobs (matrix products with torch's default threads and wait policy). The ratio is each variant's
@@ -49,11 +51,16 @@ def loadavg() -> tuple[float, int]:
 
 def worker(args: argparse.Namespace) -> None:
     """One cell, in its own process: environment already set by the parent."""
-    if args.variant == "policy":
+    import torch
+
+    n = torch.get_num_threads()
+    if args.variant in ("policy", "comfyui"):
         from hueshift_core import threads
 
         n = threads.configure()
-    import torch
+    elif args.variant == "one":
+        torch.set_num_threads(1)
+        n = 1
 
     from hueshift_core.colorize import get_model
     from hueshift_core.pipeline import colorize_video
@@ -64,7 +71,7 @@ def worker(args: argparse.Namespace) -> None:
         res = colorize_video(args.clip, Path(tmp) / "out.mp4", model, max_frames=args.frames)
         wall = time.perf_counter() - t
     print(json.dumps({"fps": res.frames / wall, "frames": res.frames, "seconds": wall,
-                      "threads": torch.get_num_threads() if args.variant != "policy" else n}))
+                      "threads": n}))
 
 
 def run_cell(args: argparse.Namespace, variant: str, load: str) -> dict:
@@ -104,8 +111,8 @@ def main() -> None:
     ap.add_argument("clip", nargs="?", default=None)
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--busy", type=int, default=2, help="busy processes beside the pipeline (default 2)")
-    ap.add_argument("--variants", nargs="+", default=["default", "passive", "policy"],
-                    choices=["default", "passive", "policy"])
+    ap.add_argument("--variants", nargs="+", default=["default", "policy", "comfyui"],
+                    choices=["default", "passive", "policy", "comfyui", "one"])
     ap.add_argument("--loads", nargs="+", default=["alone", "loops", "torch"], choices=["alone", "loops", "torch"])
     ap.add_argument("--repeat", type=int, default=1, help="rounds over all cells (interleaved); best fps kept")
     ap.add_argument("--json", default=None)

@@ -14,6 +14,8 @@ curve, so it agrees with OpenCV's float ``COLOR_RGB2Lab`` and scikit-image's ``r
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 from kornia.color import lab_to_rgb as _kornia_lab_to_rgb
 from kornia.color import rgb_to_lab as _kornia_rgb_to_lab
@@ -101,3 +103,19 @@ def chroma_amount(rgb: torch.Tensor) -> torch.Tensor:
     """
     ab = rgb_to_lab(rgb)[..., 1:, :, :]
     return ab.abs().mean(dim=(-3, -2, -1))
+
+
+def lab_to_rgb_u8(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """CPU fast path: L float ``[B, H, W]`` in [0, 100] and ab float ``[B, H, W, 2]`` (CIELAB) ->
+    uint8 sRGB ``[B, H, W, 3]``.
+
+    One OpenCV float conversion over the whole batch (stacked as one tall image) and a saturating
+    convert to uint8 (OpenCV rounds half to even, so a value exactly on .5 may differ by one level from
+    ``floor(x * 255 + 0.5)``): the same pixels within one level as converting frame by frame and
+    clipping and casting with NumPy, for about 20 % less CPU (``benchmarks/bench_to_rgb.py``)."""
+    b, h, w = l.shape
+    lab = np.empty((b, h, w, 3), np.float32)
+    lab[..., 0] = l
+    lab[..., 1:] = ab
+    rgb = cv2.cvtColor(lab.reshape(b * h, w, 3), cv2.COLOR_Lab2RGB)  # float sRGB in [0, 1]
+    return cv2.convertScaleAbs(rgb, alpha=255.0).reshape(b, h, w, 3)

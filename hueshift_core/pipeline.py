@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import ColorModel
-from .color import denormalize_ab, normalize_ab, normalize_l
+from .color import denormalize_ab, lab_to_rgb, lab_to_rgb_u8, normalize_ab, normalize_l
 from .colorize import SampleOptions, get_model, make_noise, sample_ab, working_size
 from .deflicker import Deflicker
 from .errors import InputError, VideoError
@@ -122,6 +122,7 @@ class PipelineStats:
     keyframe_jumps: list[float] = field(default_factory=list)
     keyframe_chroma: list[float] = field(default_factory=list)  # mean |ab| of every sampled keyframe (wash-out check)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    devices: dict[str, str] = field(default_factory=dict)  # stage -> device its tensors were on (last seen)
 
 
 def shot_generator(seed: int, start: int) -> torch.Generator:
@@ -146,6 +147,11 @@ class VideoPipeline:
                  first_frame: int = 0) -> None:
         self.model, self.options = model, options
         self.first_frame = int(first_frame)
+        # where upscale and LAB -> RGB run: the model's device (on a GPU, everything after decode but the
+        # flow, propagation and deflicker at the small propagation resolution); on the CPU, OpenCV's fast path.
+        # Set it to a torch.device to choose (torch.device("cpu") with a CPU model is the OpenCV path).
+        self.finish_device = torch.device(model.device)
+        self.torch_finish = False  # True: the device path (torch upscale, kornia LAB) even on the CPU (tests)
         self.stats = PipelineStats()
         self._gen = torch.Generator().manual_seed(options.sample.seed)
         self._noise: torch.Tensor | None = None
@@ -229,6 +235,7 @@ class VideoPipeline:
         with self._timed("diffusion"):
             ab = sample_ab(self.model, l_work, steps=o.steps, sampler=o.sampler, generator=self._gen, eta=o.eta,
                            guidance=o.guidance, init_ab=init_ab, strength=opts.warm_start if warm else 1.0, noise=noise)
+        self.stats.devices["diffusion"] = str(ab.device)
         ab = F.interpolate(denormalize_ab(ab.float().cpu()), size=self.prop, mode="bicubic", align_corners=False)
         out = [a.permute(1, 2, 0).numpy().astype(np.float32) for a in ab]
         self.stats.keyframe_chroma += [float(np.abs(a).mean()) for a in out]
@@ -245,18 +252,25 @@ class VideoPipeline:
             abs_ = [deflicker.push(f.l_prop, ab, cut=f.cut, flows=f.flows, conf=f.conf_back)
                     for f, ab in zip(frames, abs_)]
         chunk = max(1, CHUNK_PIXELS // (self.full[0] * self.full[1]))
+        on_device = self.finish_device.type != "cpu" or self.torch_finish
         for i in range(0, len(frames), chunk):
             part = frames[i:i + chunk]
             with self._timed("upscale"):
                 l_full = torch.from_numpy(np.stack([f.l_full for f in part]).astype(np.float32))[:, None]
                 ab_small = torch.from_numpy(np.stack(abs_[i:i + chunk])).permute(0, 3, 1, 2)
-                ab_full = upscale_ab(ab_small, l_full, self.options.upscale).permute(0, 2, 3, 1).numpy()
+                if on_device:  # the full-resolution work on the model's device (GPU): torch's upscale, kornia's LAB
+                    l_full = l_full.to(self.finish_device, non_blocking=True)
+                    ab_small = ab_small.to(self.finish_device, non_blocking=True)
+                ab_full = upscale_ab(ab_small, l_full, self.options.upscale)
+                self.stats.devices["upscale"] = str(ab_full.device)
             with self._timed("to_rgb"):
-                out = np.empty((len(part), *self.full, 3), np.uint8)
-                for j in range(len(part)):
-                    lab = np.concatenate([l_full[j, 0].numpy()[..., None], ab_full[j]], axis=-1)
-                    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-                    out[j] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                if on_device:
+                    rgb = lab_to_rgb(torch.cat([l_full, ab_full.to(l_full.dtype)], dim=1))
+                    self.stats.devices["to_rgb"] = str(rgb.device)
+                    out = (rgb * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                else:
+                    out = lab_to_rgb_u8(l_full[:, 0].numpy(), ab_full.permute(0, 2, 3, 1).numpy())
+                    self.stats.devices["to_rgb"] = "cpu"
             del l_full, ab_small, ab_full
             self.stats.frames += len(out)
             yield out

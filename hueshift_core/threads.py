@@ -10,10 +10,12 @@ each other and everything else:
   it once, when torch loads, so it must run *before* ``import torch``: the ``hueshift`` command
   does it first thing (:mod:`hueshift_core.cli`). Inside ComfyUI torch is already loaded, so there
   only the second lever works.
-* :func:`configure` — size the pools to the CPUs this process may use (``os.sched_getaffinity``)
-  minus the ones other processes keep busy now (runnable tasks, sampled a few times over ~10 ms, minus
-  this one; the load average lags by a minute). At least one thread, at most the affinity. Called at the start of every command and
-  by the ComfyUI nodes before each run, so a pool shrinks while another job runs and grows back.
+* :func:`configure` — size the pools (:func:`choose`): with the passive policy, one thread per CPU this
+  process may use (``os.sched_getaffinity``); with a spinning OpenMP (torch loaded before the policy
+  could be set: ComfyUI), the CPUs this process may use minus the ones other processes keep busy now
+  (runnable tasks, sampled a few times over ~10 ms, minus this one; the load average lags by a
+  minute), at least one. Called at the start of every command and by the ComfyUI nodes before each
+  run, so a spinning pool shrinks while another job runs and grows back.
 
 ``threads`` given (``--threads N``) or ``OMP_NUM_THREADS`` set: that number is used as is.
 ``benchmarks/bench_load.py`` measures the effect (the pipeline alone and beside busy processes).
@@ -82,20 +84,41 @@ _current: int | None = None
 
 def current() -> int:
     """The thread count last set by :func:`configure` (or what it would choose now)."""
-    return _current if _current is not None else (_env_threads() or auto_threads())
+    return _current if _current is not None else choose()
+
+
+def passive() -> bool:
+    """Whether OpenMP threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE`` in the environment; it
+    is set before torch loads by the ``hueshift`` command, or by the user)."""
+    return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+
+
+def choose(threads: int | None = None) -> int:
+    """The thread count :func:`configure` uses: ``threads``, else ``OMP_NUM_THREADS``, else all the CPUs
+    of the affinity when OpenMP waits passively, else (spinning OpenMP, as inside ComfyUI, which loads
+    torch first) only the CPUs other processes leave free (:func:`auto_threads`).
+
+    Measured (``benchmarks/bench_load.py``, README "Benchmarks"): with PASSIVE, one thread per CPU kept
+    more throughput beside busy processes than fewer threads (each thread gets its share of the CPUs);
+    a spinning pool with one thread per CPU collapses beside them, and one thread does not spin at all."""
+    if threads:
+        return int(threads)
+    env = _env_threads()
+    if env:
+        return env
+    return available_cpus() if passive() else auto_threads()
 
 
 def configure(threads: int | None = None) -> int:
     """Size torch's intra-op pool and OpenCV's pool (and, via :func:`current`, PyAV's codec threads)
-    to ``threads``, else ``OMP_NUM_THREADS``, else :func:`auto_threads`. Returns the number used.
-    Imports torch and OpenCV only if they are loaded already or needed."""
+    by :func:`choose`. Returns the number used. Imports torch and OpenCV only if they are not loaded yet."""
     global _current
-    n = threads or _env_threads() or auto_threads()
-    _current = n
     torch = sys.modules.get("torch")
     if torch is None:
         set_wait_policy()
         import torch
+    n = choose(threads)
+    _current = n
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     cv2 = sys.modules.get("cv2")

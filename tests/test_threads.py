@@ -33,6 +33,10 @@ def test_configure_sets_torch_and_opencv(monkeypatch):
         assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1 and threads.current() == 1
         n = threads.configure()
         assert 1 <= n <= threads.available_cpus() and torch.get_num_threads() == n
+        monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+        assert threads.choose() == threads.available_cpus()  # sleeping waits: every CPU
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+        assert threads.choose() == threads.auto_threads(busy=threads.busy_elsewhere())  # spinning: the free ones
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
         assert threads.configure() == 1  # the user's setting wins
     finally:
