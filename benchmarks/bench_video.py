@@ -26,11 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine  # benchmarks/common.py
+from hueshift_core import threads
 
-from hueshift_core.colorize import SampleOptions, get_model
-from hueshift_core.pipeline import MODES, PipelineOptions, colorize_video
-from hueshift_core.upscale import Upscale
+threads.set_wait_policy()  # as the hueshift command does, before torch loads (OMP_WAIT_POLICY=ACTIVE to compare)
+
+from common import machine  # noqa: E402 — benchmarks/common.py imports torch
+
+from hueshift_core.colorize import SampleOptions, get_model  # noqa: E402
+from hueshift_core.pipeline import MODES, PipelineOptions, colorize_video  # noqa: E402
+from hueshift_core.upscale import Upscale  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 
@@ -52,8 +56,10 @@ def main() -> None:
     ap.add_argument("--upscale", default=Upscale.GUIDED.value, choices=[u.value for u in Upscale])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch/OpenCV/codec threads (default: the policy's)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    n_threads = threads.configure(args.threads)
     files: list[Path] = []
     for c in args.clips:
         p = Path(c)
@@ -94,7 +100,7 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS") if k in os.environ)
     summary = {"machine": where, "command": " ".join([*([env] if env else []), "python", sys.argv[0], *sys.argv[1:]]),
-               "load_average": [round(load_before, 2), round(load_after, 2)],
+               "load_average": [round(load_before, 2), round(load_after, 2)], "threads": n_threads,
                "options": {"mode": args.mode, "steps": args.steps, "warm_start": args.warm_start,
                            "share_noise": not args.no_share_noise, "deflicker": args.deflicker,
                            "upscale": args.upscale, "model": args.model or "shipped default"},
@@ -106,7 +112,7 @@ def main() -> None:
                "stage_ms_per_frame": {k: round(1000 * v / frames_total, 2) for k, v in totals.items()},
                "stage_fps": {k: round(frames_total / v, 1) if v else None for k, v in totals.items()},
                "clips": rows}
-    print(f"\n{where}; load average {load_before:.1f} -> {load_after:.1f}\n"
+    print(f"\n{where}; {n_threads} threads; load average {load_before:.1f} -> {load_after:.1f}\n"
           f"mode {args.mode}: {frames_total} frames in {seconds_total:.1f} s = {frames_total / seconds_total:.2f} fps "
           f"end to end ({cpu_total:.1f} CPU s)")
     if jumps:
