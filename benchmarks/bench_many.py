@@ -10,7 +10,9 @@
    scenes every 4-9 s): ``colorize_video`` in one process vs ``colorize_many(ray="auto")`` split into groups
    of ``--group-seconds``; the two outputs are compared (frames, timestamps, mean colour difference).
 
-Each run records the load average before and after (the machine may be shared). JSON: docs/bench/many.json.
+Each run records the load average before and after (the machine may be shared). Threads as the ``hueshift``
+command sets them (hueshift_core.threads: OMP_WAIT_POLICY=PASSIVE, pools sized to the free CPUs); Ray workers
+run one thread each. JSON: docs/bench/many.json.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
-import cv2
-import numpy as np
-import torch
+from hueshift_core import threads  # noqa: E402  (imports no torch)
+
+threads.set_wait_policy()  # as the `hueshift` command does, before torch loads: OpenMP threads sleep, not spin
+
+import av  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
@@ -73,6 +79,7 @@ def decode(path: Path) -> tuple[list, np.ndarray]:
 
 def run_job(inputs, out: Path, ray: str | None, **kw) -> dict:
     shutil.rmtree(out, ignore_errors=True)
+    threads.configure()  # in-process: torch and OpenCV sized to the free CPUs, as the command line does
     l0, t = load(), time.perf_counter()
     res = colorize_many(inputs, out, ray=ray, **kw)
     secs = time.perf_counter() - t
@@ -107,6 +114,7 @@ def main() -> None:
             film = work / "film.mp4"
             frames = synthetic_film(film, args.minutes)
             single = work / "single.mp4"
+            threads.configure()
             l0, t = load(), time.perf_counter()
             res = colorize_video(film, single, None, PipelineOptions())
             one = {"mode": "colorize_video (one process)", "seconds": round(time.perf_counter() - t, 1),
