@@ -73,3 +73,37 @@ def test_many_mixed_sizes_and_a_bad_file(tmp_path, tiny_model_path, capsys):
 def test_batch_size_checked(tmp_path, tiny_model_path, capsys):
     rc = cli.main(["colorize-image", "a.png", "b.png", "-o", str(tmp_path / "o"), "--batch-size", "0"])
     assert rc == 2 and "--batch-size must be 1 to 256" in capsys.readouterr().err
+
+
+def _peak_traced(tmp_path, n: int, monkeypatch, tiny_model_path) -> int:
+    import tracemalloc
+
+    src = tmp_path / f"in{n}"
+    src.mkdir()
+    img = _photos(1, 256, 384)[0]
+    ok, buf = cv2.imencode(".png", img)
+    for i in range(n):
+        (src / f"p{i:04d}.png").write_bytes(buf.tobytes())
+    # the model is not what is measured here: the photos held by the stream are
+    monkeypatch.setattr(cli_image, "colorize_batch", lambda imgs, *a, **k: [np.ascontiguousarray(i) for i in imgs])
+    tracemalloc.start()
+    try:
+        rc = cli.main(["colorize-image", *map(str, sorted(src.iterdir())), "-o", str(tmp_path / f"out{n}"),
+                       "--model", str(tiny_model_path), "--batch-size", "4", "--no-progress"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rc == 0 and len(list((tmp_path / f"out{n}").iterdir())) == n
+    return peak
+
+
+def test_memory_flat_in_the_number_of_photos(tmp_path, monkeypatch, tiny_model_path, capsys):
+    small = _peak_traced(tmp_path, 24, monkeypatch, tiny_model_path)
+    large = _peak_traced(tmp_path, 120, monkeypatch, tiny_model_path)
+    capsys.readouterr()
+    photo = 256 * 384 * 3
+    with capsys.disabled():
+        print(f"\npeak traced memory: 24 photos {small / 2**20:.1f} MB, 120 photos {large / 2**20:.1f} MB "
+              f"(one photo {photo / 2**20:.2f} MB)")
+    assert large < small + 8 * photo  # 96 more photos (28 MB if they were all held) add next to nothing
+    assert large < 40 * photo  # at most a few batches' worth of photos held at once
