@@ -66,6 +66,9 @@ from .sequence import SequenceWriter, check_sequence_output, is_pattern, is_sequ
 from .video import VideoWriter, check_writable, probe, read_frames
 
 MODES = ("keyframes", "per-frame")
+# L of the grey sRGB value v (R = G = B = v), by OpenCV's float conversion of v / 255: VideoPipeline._lab's table
+_GREY_L = np.ascontiguousarray(cv2.cvtColor((np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)).repeat(3)
+                                            .reshape(1, 256, 3), cv2.COLOR_RGB2Lab)[0, :, 0])
 CHUNK_PIXELS = 2_000_000  # full-resolution pixels upscaled, converted and yielded at once (~5 frames of 854x480)
 
 
@@ -210,7 +213,14 @@ class VideoPipeline:
         return starts, i
 
     def _lab(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        """uint8 RGB ``[H, W, 3]`` -> (L float32 ``[H, W]`` in [0, 100], mean |a|,|b| on a sparse grid)."""
+        """uint8 RGB ``[H, W, 3]`` -> (L float32 ``[H, W]`` in [0, 100], mean |a|,|b| on a sparse grid).
+
+        A grey frame (R = G = B, what a grey video decodes to) takes its L from a 256-entry table made by
+        the same OpenCV conversion: the same values, about 6x less CPU than converting the frame."""
+        r = rgb[..., 0]
+        if np.array_equal(r[0], rgb[0, :, 1]) and np.array_equal(r[0], rgb[0, :, 2]) \
+                and np.array_equal(r, rgb[..., 1]) and np.array_equal(r, rgb[..., 2]):
+            return cv2.LUT(np.ascontiguousarray(r), _GREY_L), 0.0
         lab = cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
         return lab[..., 0], float(np.abs(lab[::8, ::8, 1:]).mean())
 

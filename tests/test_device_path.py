@@ -63,3 +63,15 @@ def test_cuda_path_runs_on_the_gpu(tiny_model_path):
     gpu, devices = _run(get_model(tiny_model_path, "cuda"), False)
     assert set(devices.values()) == {"cuda:0"}
     assert np.abs(cpu.astype(int) - gpu).mean() < 2.0
+
+
+def test_grey_frames_take_l_from_the_table_exactly(tiny_model_path):
+    pipe = VideoPipeline(get_model(tiny_model_path), OPTS)
+    rng = np.random.default_rng(3)
+    grey = np.repeat(rng.integers(0, 256, (33, 47, 1), dtype=np.uint8), 3, axis=2)
+    colour = rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    for rgb in (grey, colour):
+        ref = cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
+        l, chroma = pipe._lab(rgb)
+        assert l.dtype == np.float32 and np.array_equal(l, ref[..., 0])  # the same values, not just close
+        assert (chroma > 2.0) == (float(np.abs(ref[::8, ::8, 1:]).mean()) > 2.0)
