@@ -1,4 +1,5 @@
-"""LAB -> RGB on the CPU: the old frame-by-frame path against ``color.lab_to_rgb_u8``, side by side.
+"""LAB -> RGB on the CPU: the old frame-by-frame path against ``color.lab_to_rgb_u8``, side by side;
+and L of a grey frame: OpenCV's float conversion against the pipeline's 256-entry table.
 
     python benchmarks/bench_to_rgb.py [CLIP] [--frames 5] [--rounds 20]
 
@@ -61,6 +62,25 @@ def main() -> None:
     for name, label in (("old", "frame by frame + NumPy clip/cast"), ("new", "lab_to_rgb_u8 (one call, saturating)")):
         print(f"  {label:40s} CPU {1000 * cpu[name] / n:6.2f} ms/frame   wall {1000 * wall[name] / n:6.2f} ms/frame")
     print(f"  difference: max {diff.max()} level(s), {100 * (diff > 0).mean():.4f} % of values differ")
+    # L of grey frames: the old conversion against VideoPipeline._lab's table (pipeline._GREY_L)
+    from hueshift_core.pipeline import _GREY_L
+
+    grey = [np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for f in rgb]
+    cpu = {"old": 0.0, "new": 0.0}
+    same = True
+    for _ in range(args.rounds):
+        for g in grey:
+            c = time.process_time()
+            ref = cv2.cvtColor(g.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)[..., 0]
+            cpu["old"] += time.process_time() - c
+            c = time.process_time()
+            r = g[..., 0]
+            ok = np.array_equal(r, g[..., 1]) and np.array_equal(r, g[..., 2])
+            l = cv2.LUT(np.ascontiguousarray(r), _GREY_L)
+            cpu["new"] += time.process_time() - c
+            same = same and ok and np.array_equal(l, ref)
+    print(f"  L of a grey frame: float conversion CPU {1000 * cpu['old'] / n:6.2f} ms/frame, table (with the "
+          f"grey check) {1000 * cpu['new'] / n:6.2f} ms/frame; identical: {same}")
 
 
 if __name__ == "__main__":
