@@ -251,7 +251,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     return ColorModel(net=net, info=info, path=str(path))
 
 
-DEFAULT_MODEL_NAME = "hueshift-v1.safetensors"
+DEFAULT_MODEL_NAME = "hueshift-v2.safetensors"
 
 
 def default_model_path() -> Path:

@@ -26,7 +26,8 @@ def main() -> int:
     ap.add_argument("--note", default="")
     args = ap.parse_args()
     model = load_model(args.src)
-    if model.info.guidance is None and args.guidance != 1.0:
+    trained_for_guidance = model.info.guidance is not None or model.info.provenance.get("cond_drop", 0) > 0
+    if not trained_for_guidance and args.guidance != 1.0:
         print(f"{args.src} was not trained for guidance (no cond_drop): only --guidance 1", file=sys.stderr)
         return 2
     prov = dict(model.info.provenance, shipped_from=args.src.rsplit("/", 1)[-1], **({"note": args.note} if args.note else {}))
