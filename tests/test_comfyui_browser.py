@@ -83,15 +83,15 @@ def _open_template(page, name: str, types: list[str]) -> None:
     for attempt in range(3):
         page.keyboard.press("Escape")
         page.wait_for_timeout(500)
-        page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
-        search = page.get_by_placeholder("Search templates...").last
-        search.wait_for(timeout=30_000)
-        search.fill(name)
-        card = page.get_by_text(name, exact=True)
         try:
-            card.first.wait_for(timeout=15_000)
+            page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+            search = page.get_by_placeholder("Search templates...").last
+            search.wait_for(timeout=45_000)
+            search.fill(name)
+            card = page.get_by_text(name, exact=True)
+            card.first.wait_for(timeout=20_000)
             break
-        except Exception:  # playwright's TimeoutError
+        except Exception:  # playwright's TimeoutError: the dialog or its card did not show; open it again
             if attempt == 2:
                 raise
     page.wait_for_timeout(500)  # the search filters as one types
