@@ -16,8 +16,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
+from hueshift_core import threads
 from hueshift_core.colorize import get_model
 from hueshift_core.metrics import grey_like
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline
@@ -42,8 +42,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+        threads.configure(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     models = [get_model(None if m == "default" else m) for m in args.model]

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from common import machine  # benchmarks/common.py
 
+from hueshift_core import threads
 from hueshift_core.colorize import get_model, guidance_scale
 from hueshift_core.evaluate import evaluate
 from hueshift_core.metrics import grey_like
@@ -63,9 +64,7 @@ def main() -> None:
     if args.from_reports:
         reports = {name: json.loads((out / f"report-{name}.json").read_text()) for name in args.configs}
     if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+        threads.configure(args.threads)
     model = None if args.from_reports else get_model(args.model)
     for name in [] if args.from_reports else args.configs:
         t = time.perf_counter()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from common import machine  # benchmarks/common.py
 
+from hueshift_core import threads
 from hueshift_core.colorize import SampleOptions, colorize_frames, get_model, guidance_scale
 from hueshift_core.data import group_of
 from hueshift_core.metrics import colourfulness, grey_like, mean_ciede2000
@@ -108,8 +109,7 @@ def main() -> None:
     ap.add_argument("--out", default="docs/model")
     args = ap.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+        threads.configure(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     held = set(json.loads(Path(args.held_out).read_text())) if args.held_out else None

@@ -24,7 +24,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -32,6 +31,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DistributedSampler
 
+from . import threads
 from .checkpoint import ModelInfo, save_checkpoint
 from .data import DEFAULT_BUCKETS, ImageSet, SceneMix, batch_to_model_space, load_images, load_scene_mix
 from .diffusion import NULL_COND, Prediction, Schedule, make_schedule, training_loss
@@ -477,8 +477,7 @@ def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
     if main_rank:
         prepare_out_dir(out)
     if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+        threads.configure(args.threads)
     if not 0.0 <= args.cond_drop < 1.0:
         raise InputError(f"--cond-drop must be in [0, 1), got {args.cond_drop}")
     t = time.perf_counter()
