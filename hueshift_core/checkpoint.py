@@ -25,8 +25,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .diffusion import Denoiser, Prediction, Schedule, make_schedule
+from .diffusion import Prediction, Schedule, make_schedule
 from .errors import CheckpointError
+from .outputs import atomic_output
 from .unet import ColorUNet, UNetConfig
 
 FORMAT_VERSION = "1"
@@ -57,9 +58,6 @@ class ColorModel:
     @property
     def alphas_cumprod(self) -> torch.Tensor:
         return make_schedule(self.info.schedule, self.info.num_timesteps)
-
-    def denoiser(self, clip_x0: bool = True) -> Denoiser:
-        return Denoiser(self.net, self.alphas_cumprod, self.info.prediction, clip_x0=clip_x0)
 
     @property
     def device(self) -> torch.device:
@@ -93,15 +91,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     }
     if info.guidance is not None:
         metadata["hueshift.guidance"] = repr(float(info.guidance))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path, "checkpoint", CheckpointError, temp_name=f".{path.name}.tmp-{os.getpid()}") as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise CheckpointError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _sniff(path: Path) -> None:

@@ -15,11 +15,10 @@ import cv2
 import numpy as np
 import torch
 
-from .color import denormalize_ab
+from .color import denormalize_ab, is_grey
 from .colorize import (SampleOptions, colorize_image, downsample_l, frames_to_lab, get_model, guidance_scale,
                        image_to_tensor, make_noise, resolve_device, sample_ab, tensor_to_image, upscale_merge,
                        working_size)
-from .data import is_grey
 from .diffusion import Sampler
 from .errors import HueShiftError, InputError
 from .outputs import atomic_write_bytes, check_input_file, check_output

@@ -90,19 +90,87 @@ def denormalize_ab(ab_norm: torch.Tensor) -> torch.Tensor:
     return ab_norm * AB_SCALE
 
 
-def to_grey_rgb(rgb: torch.Tensor) -> torch.Tensor:
-    """Remove colour: keep L, set a = b = 0. ``[..., 3, H, W]`` in [0, 1] -> same."""
-    l = rgb_to_l(rgb)
-    return lab_to_rgb(torch.cat([l, torch.zeros_like(l).expand(*l.shape[:-3], 2, *l.shape[-2:])], -3))
+# --- numpy sRGB (uint8 frames, channels last) ---------------------------------------------------
+
+#: sRGB (IEC 61966-2-1) linear RGB -> XYZ; the D65 white is its row sums, so R = G = B maps exactly
+#: onto a = b = 0 (the same normalisation as OpenCV and kornia).
+SRGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
+                        [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]])
+_Y_WEIGHTS = SRGB_TO_XYZ[1] / SRGB_TO_XYZ[1].sum()  # relative luminance Y / Y_white of linear RGB
 
 
-def chroma_amount(rgb: torch.Tensor) -> torch.Tensor:
-    """Mean |a| + |b| / 2 per image of sRGB ``[B, 3, H, W]`` -> ``[B]`` (0 for a grey image).
+def srgb_decode(v: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear light in [0, 1] (the IEC 61966-2-1 curve)."""
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 
-    Used to tell a colour input (about 10 and above) from a grey one (under 2).
+
+def srgb_encode(v: np.ndarray) -> np.ndarray:
+    """Linear light -> sRGB-encoded values, clipped to [0, 1] first."""
+    v = np.clip(v, 0.0, 1.0)
+    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1.0 / 2.4) - 0.055)
+
+
+_LINEAR_LUT = srgb_decode(np.arange(256) / 255.0)  # uint8 code value -> linear light (float64)
+
+# --- "is this colour?" and "make it grey": the one test and the one conversion ----------------------
+
+#: Mean |a|, |b| (CIELAB units; 8-bit OpenCV LAB for uint8 images) under which an image counts as grey.
+#: Grey video decoded to RGB stays well under it; a real colour image is about 10 and above.
+GREY_THRESHOLD = 2.0
+
+
+def chroma_amount(rgb: np.ndarray | torch.Tensor) -> float | torch.Tensor:
+    """How much colour an image has: the mean of |a| and |b| (CIELAB, D65; 0 for a grey image).
+
+    * numpy uint8 RGB ``[..., H, W, 3]`` (0..255, any number of frames of one size) -> one float, over all
+      frames (OpenCV's 8-bit LAB, whose a, b are CIELAB offset by 128);
+    * torch sRGB ``[B, 3, H, W]`` in [0, 1] -> ``[B]``, one value per image (kornia's float LAB).
     """
-    ab = rgb_to_lab(rgb)[..., 1:, :, :]
-    return ab.abs().mean(dim=(-3, -2, -1))
+    if isinstance(rgb, torch.Tensor):
+        ab = rgb_to_lab(rgb)[..., 1:, :, :]
+        return ab.abs().mean(dim=(-3, -2, -1))
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim < 3 or rgb.shape[-1] != 3:
+        raise InputError(f"chroma_amount needs uint8 RGB [..., H, W, 3] or a tensor [B, 3, H, W], got "
+                         f"{rgb.dtype} {rgb.shape}")
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb.reshape(-1, rgb.shape[-2], 3)), cv2.COLOR_RGB2LAB)
+    return float(np.abs(lab[..., 1:].astype(np.float32) - 128.0).mean())
+
+
+def is_grey(rgb: np.ndarray | torch.Tensor, threshold: float = GREY_THRESHOLD) -> bool:
+    """The one "is this colour?" test: True when :func:`chroma_amount` of ``rgb`` (all frames together)
+    is under ``threshold``.
+
+    ``rgb``: uint8 RGB ``[..., H, W, 3]`` (0..255), a single-channel ``[H, W]`` array (always grey), or a
+    torch sRGB ``[..., 3, H, W]`` in [0, 1].
+    """
+    if isinstance(rgb, torch.Tensor):
+        if rgb.dim() == 3:
+            rgb = rgb[None]
+        return float(chroma_amount(rgb.reshape(-1, *rgb.shape[-3:])).mean()) < threshold
+    if np.ndim(rgb) == 2:
+        return True
+    return chroma_amount(rgb) < threshold
+
+
+def to_grey(rgb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """The one grey conversion: the same CIELAB lightness ``L`` with ``a = b = 0`` (R = G = B).
+
+    * numpy uint8 RGB ``[..., H, W, 3]`` -> uint8 of the same shape (exact sRGB maths in float64,
+      rounded to the nearest level: L within one 8-bit level of the input's);
+    * torch sRGB ``[..., 3, H, W]`` in [0, 1] -> the same shape, via kornia's LAB.
+    """
+    if isinstance(rgb, torch.Tensor):
+        l = rgb_to_l(rgb)
+        return lab_to_rgb(torch.cat([l, torch.zeros_like(l).expand(*l.shape[:-3], 2, *l.shape[-2:])], -3))
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim < 3 or rgb.shape[-1] != 3:
+        raise InputError(f"to_grey needs uint8 RGB [..., H, W, 3] or a tensor [..., 3, H, W], got {rgb.dtype} "
+                         f"{rgb.shape}")
+    y = _LINEAR_LUT[rgb] @ _Y_WEIGHTS  # linear luminance relative to white: a = b = 0 means R = G = B = y
+    v = np.clip(np.rint(srgb_encode(y) * 255.0), 0, 255).astype(np.uint8)
+    return np.repeat(v[..., None], 3, axis=-1)
 
 
 def lab_to_rgb_u8(l: np.ndarray, ab: np.ndarray) -> np.ndarray:

@@ -22,12 +22,11 @@ import cv2
 import numpy as np
 import torch
 
-from .color import normalize_ab, normalize_l, rgb_to_lab
+from .color import is_grey, normalize_ab, normalize_l, rgb_to_lab  # is_grey: GREY_THRESHOLD, as the shipped data set was filtered
 from .errors import InputError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
-GREY_THRESHOLD = 2.0  # mean |a|,|b| in 8-bit OpenCV LAB, as the shipped data set was filtered
 
 
 @dataclass
@@ -62,12 +61,6 @@ def _fit_crop(rgb: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarra
     y = int(rng.integers(0, h - size + 1))
     x = int(rng.integers(0, w - size + 1))
     return rgb[y:y + size, x:x + size]
-
-
-def is_grey(rgb: np.ndarray, threshold: float = GREY_THRESHOLD) -> bool:
-    """True when an RGB uint8 image ``[H, W, 3]`` has mean |a|, |b| (8-bit OpenCV LAB) under ``threshold``."""
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-    return float(np.abs(lab[..., 1:] - 128.0).mean()) < threshold
 
 
 def _decode(data: bytes) -> np.ndarray | None:
@@ -196,7 +189,7 @@ def decode_bytes(data: bytes) -> np.ndarray:
     return img
 
 
-__all__ = ["ImageSet", "load_images", "batch_to_model_space", "is_grey", "decode_bytes"]
+__all__ = ["ImageSet", "load_images", "batch_to_model_space", "decode_bytes"]
 
 
 # ---- scene-level training: mixed sources, aspect-ratio buckets, random scale -------------------

@@ -5,19 +5,21 @@
   (length, extension), its folder (exists, writable, a file can really be created and renamed
   there), what it would replace (never a folder or a non-regular file such as ``/dev/null``, never
   one of the inputs — compared by inode, so links and other spellings of the same file count);
-* :func:`atomic_write_bytes` — a temporary file beside the target, renamed over it when complete.
+* :func:`atomic_output` — the one temp-file-then-rename writer (a temporary file beside the target, renamed
+  over it when complete); :func:`atomic_write_bytes` writes bytes with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import InputError
+from .errors import HueShiftError, InputError
 
 
 def kind_of(mode: int) -> str:
@@ -160,17 +162,20 @@ def _probe_folder(parent: Path, temp_name: str, target: Path, what: str, error: 
             pass
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, what: str = "output",
-                       error: type[InputError] = InputError) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path`` and rename it over ``path`` when complete.
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, what: str = "output", error: type[HueShiftError] = InputError, *,
+                  temp_name: str | None = None) -> Iterator[Path]:
+    """The one temp-file-then-rename writer: ``with atomic_output(p) as tmp: write(tmp)``.
 
-    Any failure (full disk, permissions, interrupt) leaves ``path`` as it was and no temporary file.
+    Yields a hidden temporary path beside ``path`` (``temp_name``, default ``.NAME.partial``); when the
+    block ends without an exception it is renamed over ``path``. Any failure (full disk, permissions,
+    interrupt) leaves ``path`` as it was and no temporary file; an ``OSError`` becomes ``error`` with one
+    line naming ``what``.
     """
     p = Path(path)
-    tmp = p.with_name(f".{p.name}.partial")
+    tmp = p.with_name(temp_name or f".{p.name}.partial")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        yield tmp
         os.replace(tmp, p)
     except OSError as err:
         raise error(f"cannot write {what} {p}: {err.strerror or err}") from None
@@ -179,3 +184,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, what: str = "output
             os.unlink(tmp)
         except OSError:
             pass
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, what: str = "output",
+                       error: type[HueShiftError] = InputError) -> None:
+    """Write ``data`` to a hidden temporary file beside ``path`` and rename it over ``path`` when complete
+    (:func:`atomic_output`)."""
+    with atomic_output(path, what, error) as tmp, open(tmp, "wb") as f:
+        f.write(data)

@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DistributedSampler
 
 from . import threads
-from .checkpoint import ModelInfo, save_checkpoint
+from .checkpoint import ModelInfo, load_state, save_checkpoint
 from .data import DEFAULT_BUCKETS, ImageSet, SceneMix, batch_to_model_space, load_images, load_scene_mix
 from .diffusion import NULL_COND, Prediction, Schedule, make_schedule, training_loss
 from .errors import CheckpointError, HueShiftError, InputError
+from .outputs import atomic_output
 from .unet import ColorUNet, UNetConfig, count_parameters
 
 
@@ -209,18 +209,15 @@ class Trainer:
             "info.prediction": self.prediction.value,
             "train_config": json.dumps(asdict(self.cfg)),
         }
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        with atomic_output(path, "training state", CheckpointError, temp_name=f".{Path(path).name}.tmp") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
     def load_training_state(self, path: Path) -> None:
         """Resume from :meth:`save_training_state`; a checkpoint of another config is refused."""
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as err:
-            raise CheckpointError(f"cannot resume from {path}: not a valid safetensors file ({err})") from None
+            tensors, meta = load_state(path)  # the checkpoint reader: refuses pickles before any parser sees them
+        except CheckpointError as err:
+            raise CheckpointError(f"cannot resume from {path}: {err}") from None
         if meta.get("hueshift.training_state") != "1":
             raise CheckpointError(f"cannot resume from {path}: it is not a HueShift training state")
         if UNetConfig.from_json(meta["info.unet_config"]) != self.net.config:
@@ -506,11 +503,11 @@ def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
         if init.info.config != config:
             raise InputError(f"--init model {args.init} has another config than this run")
         net.load_state_dict(init.net.state_dict())
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, warmup_steps=args.warmup, max_steps=args.steps,
                       ema_decay=args.ema, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
                       val_every=args.val_every, log_every=args.log_every, seed=args.seed,
                       max_minutes=args.max_minutes, cond_drop=args.cond_drop)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{os.cpu_count()}"
     provenance = {"data": [Path(d).name for d in args.data], "init": Path(args.init).name if args.init else None, "train_images": len(train),
                   "batch": args.batch, "hardware": f"{hardware} x{_world()}", "lr": args.lr,

@@ -26,7 +26,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from . import threads
-from .data import is_grey
+from .color import GREY_THRESHOLD, is_grey
 from .errors import InputError, VideoError
 from .outputs import check_input_file, check_output
 
@@ -356,7 +356,7 @@ def _truncated_message(path: Path, frames: int, listed: int, bad: int = 0) -> st
     return f"{path} is truncated or damaged: {frames} frames read, {bad} unreadable packet(s) skipped"
 
 
-def is_grey_video(path: str | os.PathLike, sample: int = 8, threshold: float = 2.0) -> bool:
+def is_grey_video(path: str | os.PathLike, sample: int = 8, threshold: float = GREY_THRESHOLD) -> bool:
     """True when ``sample`` frames spread over the video have mean |a|, |b| (8-bit OpenCV LAB) under ``threshold``.
 
     Short videos (<= 300 frames) are sampled evenly; longer ones at the keyframes nearest

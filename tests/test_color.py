@@ -81,7 +81,7 @@ def test_split_merge_and_errors():
 
 def test_grey_has_no_chroma():
     rgb = _random_rgb(n=2)
-    grey = color.to_grey_rgb(rgb)
+    grey = color.to_grey(rgb)
     assert color.chroma_amount(grey).max() < 0.5
     assert color.chroma_amount(rgb).min() > 5
     torch.testing.assert_close(color.rgb_to_l(grey), color.rgb_to_l(rgb), atol=0.05, rtol=0)
