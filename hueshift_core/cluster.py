@@ -48,6 +48,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.reformatter import VideoReformatter
 import cv2
 import numpy as np
 import torch
@@ -165,13 +166,13 @@ def group_shots(starts: list[int], frames: int, group: int) -> list[tuple[int, i
 def _frames_with_pts(path: str, start_pts: int | None = None, stop_pts: int | None = None) -> Iterator[tuple[int | None, np.ndarray]]:
     """(pts, uint8 RGB) of every frame with ``start_pts <= pts < stop_pts`` in display order, decoded
     from the keyframe at or before ``start_pts`` (a seek), converted as :func:`video.read_frames` does."""
-    reformatter = _video.VideoReformatter()
-    with _video._open(path) as c:
-        s = _video._video(c)
+    reformatter = VideoReformatter()
+    with _video.open_video(path) as c:
+        s = _video.video_stream(c)
         s.thread_type = "AUTO"
         if start_pts is not None:
             c.seek(start_pts, stream=s, backward=True)
-        for frame in _video._decode(c, s, []):
+        for frame in _video.decode_packets(c, s, []):
             if start_pts is not None and (frame.pts is None or frame.pts < start_pts):
                 continue
             if stop_pts is not None and frame.pts is not None and frame.pts >= stop_pts:
@@ -203,7 +204,7 @@ def join_videos(parts: list[Path], dst: Path, fps: Fraction, audio_from: Path | 
     into ``dst`` without re-encoding: each part's packets shifted by the frames before it. Adds
     ``audio_from``'s audio once. Atomic like :class:`~hueshift_core.video.VideoWriter`. Returns the frames."""
     dst = Path(dst)
-    tmp = dst.with_name(_video._temp_name(dst))
+    tmp = dst.with_name(_video.temp_name(dst))
     audio_tmp = tmp.with_name(tmp.name + ".audio" + dst.suffix)
     fmt = _video.FORMATS.get(dst.suffix.lower(), "mp4")
     frames = 0
@@ -241,7 +242,7 @@ def join_videos(parts: list[Path], dst: Path, fps: Fraction, audio_from: Path | 
             err = None
             for transcode in (False, True):
                 try:
-                    if _video._mux_audio(tmp, Path(audio_from), audio_tmp, fmt, transcode):
+                    if _video.mux_audio(tmp, Path(audio_from), audio_tmp, fmt, transcode):
                         os.replace(audio_tmp, tmp)
                     err = None
                     break
@@ -321,7 +322,7 @@ class Worker:
 
     def _whole(self, task: dict, report) -> dict:
         dst = Path(task["output"])
-        dst.with_name(_video._temp_name(dst)).unlink(missing_ok=True)  # left by a killed attempt
+        dst.with_name(_video.temp_name(dst)).unlink(missing_ok=True)  # left by a killed attempt
         if Path(task["input"]).is_dir():  # a frame sequence: one piece from its first frame to its end
             return self._piece({**task, "first": 0, "end": None, "start_pts": 0, "stop_pts": None}, report)
         res = colorize_video(task["input"], dst, self.model, self.options, device=self.device, progress=report)
@@ -339,7 +340,7 @@ class Worker:
 
     def _piece(self, task: dict, report) -> dict:
         dst = Path(task["output"])
-        dst.with_name(_video._temp_name(dst)).unlink(missing_ok=True)
+        dst.with_name(_video.temp_name(dst)).unlink(missing_ok=True)
         first, end = task["first"], task["end"]
         if Path(task["input"]).is_dir():
             info = _sequence.probe_sequence(task["input"], Fraction(task["fps"]))
@@ -785,9 +786,9 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
             for p in e.get("pieces") or []:
                 if p["state"] == "running":
                     p["state"] = "pending"
-                    Path(p["output"]).with_name(_video._temp_name(Path(p["output"]))).unlink(missing_ok=True)
+                    Path(p["output"]).with_name(_video.temp_name(Path(p["output"]))).unlink(missing_ok=True)
             dst = Path(e["output"])
-            tmp = dst.with_name(_video._temp_name(dst))
+            tmp = dst.with_name(_video.temp_name(dst))
             tmp.unlink(missing_ok=True)
             tmp.with_name(tmp.name + ".audio" + dst.suffix).unlink(missing_ok=True)
         save()

@@ -92,14 +92,14 @@ def probe_sequence(path: str | os.PathLike, fps: Fraction | float | None = None)
 
 
 def _check_fps(fps) -> Fraction:
-    from .video import _exact_fps
+    from .video import exact_fps
 
     if fps is None:
         return Fraction(24)
     if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction, np.number)) or \
             not np.isfinite(float(fps)) or not 0 < float(fps) <= 1000:
         raise InputError(f"frame rate must be a number above 0 and at most 1000, got {fps!r}")
-    return _exact_fps(fps)
+    return exact_fps(fps)
 
 
 def read_sequence(path: str | os.PathLike, batch_size: int = 16, *, max_frames: int | None = None,

@@ -29,7 +29,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from hueshift_core import cli, outputs, video
+from hueshift_core import cli, outputs
 from hueshift_core.colorize import SampleOptions, colorize_frames, colorize_image, get_model, upscale_merge
 from hueshift_core.errors import HueShiftError, InputError, VideoError
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline, colorize_video
@@ -524,7 +524,7 @@ def test_video_rename_not_permitted_after_the_work(files, tmp_path, capsys, monk
     def refuse(src, dst):
         raise PermissionError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(video.os, "replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)
     rc, _, err = run_cli(capsys, "colorize", files["grey"], "-o", tmp_path / "o.mp4", "--model", files["model"],
                          "--no-progress", *STEPS)
     one_error(rc, err, "colorize", "cannot put the finished video in place")

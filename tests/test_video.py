@@ -1,4 +1,4 @@
-"""video.py: round trips (size, count, fps, colours), colour matrices against OpenCV, bad files, atomic writes, audio."""
+"""hueshift_core.video: round trips (size, count, fps, colours), colour matrices against OpenCV, bad files, atomic writes, audio."""
 
 import os
 import warnings
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from conftest import shared_clips
 
-from hueshift_core import video
 from hueshift_core.errors import InputError, VideoError
 from hueshift_core.video import VideoWriter, available_encoders, count_frames, is_grey_video, probe, read_frames
 
@@ -337,7 +336,7 @@ def test_failed_close_leaves_nothing(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(video.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(VideoError, match="disk full"):
         _write(tmp_path / "out.mp4", [_image(32, 32)])
     assert list(tmp_path.iterdir()) == []
@@ -354,7 +353,7 @@ def test_bad_output_paths_fail_up_front(tmp_path, monkeypatch):
         VideoWriter(tmp_path / "x.mp4", 32, 32, 0)
     with pytest.raises(VideoError, match="not open"):
         VideoWriter(tmp_path / "x.mp4", 32, 32, 24).write(_image(32, 32))
-    monkeypatch.setattr(video.os, "access", lambda *a: False)  # as if the folder were read-only (tests run as root)
+    monkeypatch.setattr(os, "access", lambda *a: False)  # as if the folder were read-only (tests run as root)
     with pytest.raises(VideoError, match="not writable"):
         VideoWriter(tmp_path / "x.mp4", 32, 32, 24)
     assert list(tmp_path.iterdir()) == []
