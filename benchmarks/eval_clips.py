@@ -2,7 +2,7 @@
 
     python benchmarks/eval_clips.py [CLIPS_DIR] [--out docs/eval] [--max-frames 48]
 
-Runs `hueshift_core.evaluate.evaluate` three times on every clip — per-frame diffusion (the
+Runs `hueshift_core.evaluation.evaluate` three times on every clip — per-frame diffusion (the
 original's method), keyframes + propagation without deflicker, and the default (+ deflicker) —
 and writes ``report-<config>.json``, ``results.md`` (the README table), ``strip-<clip>.jpg``
 (grey | HueShift | original, middle frame) and ``metrics.png``.
@@ -22,8 +22,8 @@ from common import machine  # benchmarks/common.py
 
 from hueshift_core import threads
 from hueshift_core.colorize import get_model, guidance_scale
-from hueshift_core.evaluate import evaluate
-from hueshift_core.metrics import grey_like
+from hueshift_core.evaluation import evaluate
+from hueshift_core.evaluation import grey_like
 from hueshift_core.pipeline import PipelineOptions
 from hueshift_core.video import read_frames
 

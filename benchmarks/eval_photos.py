@@ -30,7 +30,7 @@ from common import machine  # benchmarks/common.py
 from hueshift_core import threads
 from hueshift_core.colorize import SampleOptions, colorize_frames, get_model, guidance_scale
 from hueshift_core.data import group_of
-from hueshift_core.metrics import colourfulness, grey_like, mean_ciede2000
+from hueshift_core.evaluation import colourfulness, grey_like, mean_ciede2000
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "train-05.zip"
 

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "colorize": ("hueshift_core.cli_video", "colorize a grey (or colour) video file"),
     "colorize-image": ("hueshift_core.cli_image", "colorize one or more images"),
     "colorize-many": ("hueshift_core.cluster", "colorize many videos (and long ones in pieces), in this process or on Ray"),
-    "eval": ("hueshift_core.evaluate", "colorize colour clips turned grey and measure quality and steadiness"),
+    "eval": ("hueshift_core.evaluation.clips", "colorize colour clips turned grey and measure quality and steadiness"),
 }
 
 

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 
 from hueshift_core.colorize import SampleOptions, get_model
-from hueshift_core.evaluate import evaluate
-from hueshift_core.metrics import VideoMetrics, grey_like
+from hueshift_core.evaluation import evaluate
+from hueshift_core.evaluation import VideoMetrics, grey_like
 from hueshift_core.pipeline import PipelineOptions
 from hueshift_core.video import read_frames
 
@@ -55,7 +55,7 @@ def test_cli_writes_report(tmp_path, tiny_model_path):
 
 def test_report_baselines_match_independent_implementations(tmp_path, tiny_model_path):
     """Ground-truth CDC and grey ΔE00 of the report, recomputed from their definitions with SciPy and
-    scikit-image instead of hueshift_core.metrics."""
+    scikit-image instead of hueshift_core.evaluation."""
     import pytest
     distance = pytest.importorskip("scipy.spatial.distance")
     skcolor = pytest.importorskip("skimage.color")

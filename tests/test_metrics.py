@@ -1,4 +1,4 @@
-"""Metrics: PSNR, CIEDE2000, colourfulness, CDC, warp error, and the streaming accumulator.
+"""hueshift_core.evaluation: PSNR, CIEDE2000, colourfulness, CDC, warp error, and the streaming accumulator.
 
 Reference implementations (scipy, scikit-image) are test-only dependencies.
 """
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hueshift_core import metrics as M
+from hueshift_core import evaluation as M
 from hueshift_core.errors import InputError
 
 scipy_distance = pytest.importorskip("scipy.spatial.distance")

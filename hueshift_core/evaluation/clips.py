@@ -1,7 +1,7 @@
 """``hueshift eval CLIP... --report report.json``: colorize colour clips turned grey, measure against them.
 
 For each clip the pipeline sees only its lightness (the clip turned grey), and the output is
-compared frame by frame with the original colours (:class:`~hueshift_core.metrics.VideoMetrics`):
+compared frame by frame with the original colours (:class:`~hueshift_core.evaluation.VideoMetrics`):
 PSNR, CIEDE2000, colourfulness and its ratio to the truth's, CDC and warp error. The same numbers
 are reported for the ground truth itself (``ground_truth``: the temporal floor) and for the grey
 clip (``grey``: a = b = 0), and the colorization speed (frames per second, metrics excluded).
@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import ColorModel
-from .cli_image import add_model_arguments
-from .colorize import SampleOptions, get_model, guidance_scale, resolve_device
-from .diffusion import Sampler
-from .errors import HueShiftError, InputError
-from .keyframes import KeyframeOptions
-from .metrics import VideoMetrics
-from .pipeline import MODES, PipelineOptions, VideoPipeline
-from .outputs import atomic_write_bytes, check_output, same_file
-from .video import VideoWriter, check_writable, is_grey_video, probe, read_frames
+from ..checkpoint import ColorModel
+from ..cli_image import add_model_arguments
+from ..colorize import SampleOptions, get_model, guidance_scale, resolve_device
+from ..diffusion import Sampler
+from ..errors import HueShiftError, InputError
+from ..keyframes import KeyframeOptions
+from ..pipeline import MODES, PipelineOptions, VideoPipeline
+from ..outputs import atomic_write_bytes, check_output, same_file
+from ..video import VideoWriter, check_writable, is_grey_video, probe, read_frames
+from .accumulators import VideoMetrics
 
 LABELS = {"output": "hueshift", "truth": "ground_truth", "grey": "grey"}
 
