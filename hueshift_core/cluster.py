@@ -801,7 +801,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
 
 # ---- the command line ----------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .cli_image import add_model_arguments
+    from .cli.image import add_model_arguments
 
     defaults = PipelineOptions()
     p.add_argument("inputs", nargs="+", help="video files, folders (the videos inside, or a frame sequence: a folder "

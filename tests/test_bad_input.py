@@ -195,7 +195,7 @@ def test_image_output_hard_link_to_input_is_refused(files, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["out.txt", "out.mp4", "out.gifx"])
 def test_image_bad_output_extension_is_refused_before_sampling(files, tmp_path, capsys, monkeypatch, name):
-    monkeypatch.setattr("hueshift_core.cli_image.colorize_image", lambda *a, **k: pytest.fail("sampled"))
+    monkeypatch.setattr("hueshift_core.cli.image.colorize_image", lambda *a, **k: pytest.fail("sampled"))
     rc, _, err = run_cli(capsys, "colorize-image", files["png"], "-o", tmp_path / name, "--model", files["model"])
     one_error(rc, err, "colorize-image", "give a name ending in .png")
     assert leftovers(tmp_path) == []
@@ -408,7 +408,7 @@ def test_video_output_extension_must_fit_the_container(files, tmp_path, capsys, 
     ("{tmp}/no/x.mp4", "does not exist"),
 ])
 def test_video_output_problems_found_before_the_work(files, tmp_path, capsys, monkeypatch, target, pattern):
-    monkeypatch.setattr("hueshift_core.cli_video.get_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("hueshift_core.cli.video.get_model", lambda *a, **k: pytest.fail("model loaded"))
     rc, _, err = run_cli(capsys, "colorize", files["grey"], "-o", target.format(tmp=tmp_path), "--model",
                          files["model"])
     one_error(rc, err, "colorize", pattern)
@@ -535,7 +535,7 @@ def test_interrupt_during_start_up_is_one_line(capsys, monkeypatch):
     def interrupted():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "build_parser", interrupted)
+    monkeypatch.setattr("hueshift_core.cli.commands.build_parser", interrupted)
     rc, _, err = run_cli(capsys, "colorize", "in.mp4", "-o", "out.mp4")
     assert rc == 130 and err.strip() == "hueshift colorize: interrupted (Ctrl-C); no partial output was left"
 

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from hueshift_core import cli, cli_image
+from hueshift_core import cli
+from hueshift_core.cli import image as cli_image
 from hueshift_core.colorize import SampleOptions, colorize_image, get_model
 from hueshift_core.diffusion import Sampler
 

@@ -86,7 +86,7 @@ def test_bad_frame_leaves_no_partial_sequence(tmp_path, tiny_model_path, capsys)
 
 
 def test_sequence_options_refused_before_work(tmp_path, tiny_model_path, capsys, monkeypatch):
-    monkeypatch.setattr("hueshift_core.cli_video.get_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("hueshift_core.cli.video.get_model", lambda *a, **k: pytest.fail("model loaded"))
     _write_seq(tmp_path / "scans", _frames(3))
     video = tmp_path / "v.mp4"
     cases = [

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import ColorModel
-from ..cli_image import add_model_arguments
+from ..cli.image import add_model_arguments
 from ..colorize import SampleOptions, get_model, guidance_scale, resolve_device
 from ..diffusion import Sampler
 from ..errors import HueShiftError, InputError

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import threads
-from .cli_image import add_model_arguments
-from .colorize import SampleOptions, get_model, guidance_scale, resolve_device
-from .diffusion import Sampler
-from .errors import InputError
-from .keyframes import KeyframeOptions
-from .pipeline import MODES, PipelineOptions, colorize_video
-from .sequence import check_sequence_output, is_pattern, is_sequence, probe_sequence
-from .video import check_writable, probe
+from .. import threads
+from .image import add_model_arguments
+from ..colorize import SampleOptions, get_model, guidance_scale, resolve_device
+from ..diffusion import Sampler
+from ..errors import InputError
+from ..keyframes import KeyframeOptions
+from ..pipeline import MODES, PipelineOptions, colorize_video
+from ..sequence import check_sequence_output, is_pattern, is_sequence, probe_sequence
+from ..video import check_writable, probe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

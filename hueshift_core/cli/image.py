@@ -15,14 +15,14 @@ import cv2
 import numpy as np
 import torch
 
-from .color import denormalize_ab, is_grey
-from .colorize import (SampleOptions, colorize_image, downsample_l, frames_to_lab, get_model, guidance_scale,
+from ..color import denormalize_ab, is_grey
+from ..colorize import (SampleOptions, colorize_image, downsample_l, frames_to_lab, get_model, guidance_scale,
                        image_to_tensor, make_noise, resolve_device, sample_ab, tensor_to_image, upscale_merge,
                        working_size)
-from .diffusion import Sampler
-from .errors import HueShiftError, InputError
-from .outputs import atomic_write_bytes, check_input_file, check_output
-from .upscale import Upscale
+from ..diffusion import Sampler
+from ..errors import HueShiftError, InputError
+from ..outputs import atomic_write_bytes, check_input_file, check_output
+from ..upscale import Upscale
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

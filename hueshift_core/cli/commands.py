@@ -1,4 +1,4 @@
-"""The ``hueshift`` command line: a thin dispatcher over the library.
+"""The ``hueshift`` command: its subcommand table, parser and :func:`main`.
 
 Each subcommand lives with the code it drives: a module exposing
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors caused by input are printed
@@ -17,8 +17,8 @@ import signal
 import sys
 import warnings
 
-from . import threads
-from .errors import HueShiftError
+from .. import threads
+from ..errors import HueShiftError
 
 # OpenMP reads its wait policy once, when torch loads: set it before any command module imports torch
 # (a value in the environment wins). See hueshift_core.threads.
@@ -26,8 +26,8 @@ threads.set_wait_policy()
 
 # name -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "colorize": ("hueshift_core.cli_video", "colorize a grey (or colour) video file"),
-    "colorize-image": ("hueshift_core.cli_image", "colorize one or more images"),
+    "colorize": ("hueshift_core.cli.video", "colorize a grey (or colour) video file"),
+    "colorize-image": ("hueshift_core.cli.image", "colorize one or more images"),
     "colorize-many": ("hueshift_core.cluster", "colorize many videos (and long ones in pieces), in this process or on Ray"),
     "eval": ("hueshift_core.evaluation.clips", "colorize colour clips turned grey and measure quality and steadiness"),
 }
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         one_line_warnings(name)
         if argv[:1] == ["train"]:
-            from . import train
+            from .. import train
 
             return train.main(argv[1:])
         args = build_parser().parse_args(argv)
