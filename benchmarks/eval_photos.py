@@ -4,7 +4,7 @@
         [--model default v1.safetensors ...] [--guidance 1 2 3 ...] [--steps 25] [--name photos] [--out docs/model]
 
 Default source: ../shared/data/images/train-05.zip (Tiny ImageNet, never used in training).
-``--held-out`` keeps only the images whose clip/photo group (``hueshift_core.data.group_of``) a
+``--held-out`` keeps only the images whose clip/photo group (``hueshift_core.training.group_of``) a
 training run held out (its ``held_out.json``): scene photos and frames of clips the model never saw.
 Each photo is turned grey, colorized at its own size and compared with the original: mean
 CIEDE2000 (and the same for leaving it grey), colourfulness (Hasler & Süsstrunk) of output and
@@ -29,7 +29,7 @@ from common import machine  # benchmarks/common.py
 
 from hueshift_core import threads
 from hueshift_core.colorize import SampleOptions, colorize_frames, get_model, guidance_scale
-from hueshift_core.data import group_of
+from hueshift_core.training import group_of
 from hueshift_core.evaluation import colourfulness, grey_like, mean_ciede2000
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "train-05.zip"

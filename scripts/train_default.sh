@@ -9,6 +9,6 @@ set -euo pipefail
 out=$1; shift
 init=()
 if [[ -n "${INIT:-}" ]]; then init=(--init "$INIT"); fi
-python3 -m hueshift_core.train "$@" -o "$out" "${init[@]}" \
+python3 -m hueshift_core.training "$@" -o "$out" "${init[@]}" \
   --steps 100000 --max-minutes "${MAX_MINUTES:-6.6}" --batch 256 --lr "${LR:-3e-4}" --warmup 300 --ema 0.9995 \
   --holdout 500 --log-every 100 --val-every 500 --sample-every 2000 --ckpt-every 2000 --no-progress

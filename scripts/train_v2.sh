@@ -8,7 +8,7 @@
 # Extra arguments go to `hueshift train`.
 set -euo pipefail
 D=${DATA:-../shared/data}
-OMP_NUM_THREADS=${THREADS:-1} python3 -m hueshift_core.train \
+OMP_NUM_THREADS=${THREADS:-1} python3 -m hueshift_core.training \
   "$D/scenes/scenes-video.zip" "$D/scenes/scenes-photos.zip" "$D/scenes/imagenette.zip" "$D/images/train-00.zip" \
   --weights 0.35 0.25 0.25 0.15 --init hueshift_core/weights/hueshift-v1.safetensors -o "${OUT:-runs/v2}" \
   --steps 100000 --max-minutes "${MINUTES:-125}" --batch "${BATCH:-16}" --lr "${LR:-2e-4}" --warmup 100 \

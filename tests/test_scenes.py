@@ -10,10 +10,10 @@ import torch
 
 from hueshift_core.checkpoint import ModelInfo, load_model, read_info, save_checkpoint
 from hueshift_core.colorize import SampleOptions, colorize_frames, guidance_scale, sample_ab
-from hueshift_core.data import SceneMix, Source, group_of, load_scene_mix
+from hueshift_core.training import SceneMix, Source, group_of, load_scene_mix
 from hueshift_core.diffusion import NULL_COND, Guided, Prediction, Schedule
 from hueshift_core.errors import CheckpointError, InputError
-from hueshift_core.train import TrainConfig, Trainer, main as train_main
+from hueshift_core.training import main as train_main
 from hueshift_core.unet import ColorUNet
 
 from conftest import TINY

@@ -11,9 +11,9 @@ import torch
 from safetensors import safe_open
 
 from hueshift_core.checkpoint import load_model
-from hueshift_core.data import load_images
+from hueshift_core.training import load_images
 from hueshift_core.errors import CheckpointError, InputError
-from hueshift_core.train import TrainConfig, Trainer
+from hueshift_core.training import TrainConfig, Trainer
 from hueshift_core.unet import ColorUNet
 
 from conftest import TINY
@@ -157,7 +157,7 @@ def test_ddp_two_processes_end_with_identical_weights(shard, tmp_path):
 import sys, torch, torch.distributed as dist
 from safetensors.torch import save_file
 sys.path.insert(0, {str(ROOT)!r})
-from hueshift_core import train
+from hueshift_core import training as train
 args = train.build_parser().parse_args([{str(shard)!r}, "-o", {str(tmp_path / 'run')!r}, "--steps", "4", "--batch", "8",
     "--holdout", "8", "--device", "cpu", "--no-progress", "--log-every", "2", "--val-every", "0",
     "--sample-every", "0", "--config", {TINY.to_json()!r}])

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hueshift", description="HueShift: colorize grey video with a small diffusion model.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    # `hueshift train ...` hands its arguments to hueshift_core.train unchanged (see main()).
+    # `hueshift train ...` hands its arguments to hueshift_core.training unchanged (see main()).
     sub.add_parser("train", help="train a model on zip shards, image folders or videos", add_help=False)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         one_line_warnings(name)
         if argv[:1] == ["train"]:
-            from .. import train
+            from .. import training
 
-            return train.main(argv[1:])
+            return training.main(argv[1:])
         args = build_parser().parse_args(argv)
         name = f"hueshift {args.command}"
         if args._module is None:
