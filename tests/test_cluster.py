@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from hueshift_core.cluster import MANIFEST, PARTS, Worker, _batches, _frames_with_pts, colorize_many, group_shots
+from hueshift_core.cluster import MANIFEST, PARTS, Worker, batches, frames_with_pts, colorize_many, group_shots
 from hueshift_core.colorize import SampleOptions, get_model
 from hueshift_core.errors import InputError
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline, colorize_video
@@ -127,11 +127,11 @@ def test_pieces_equal_the_whole_run_exactly(clips, tiny_model_path):
     whole = np.concatenate(list(VideoPipeline(model, FAST).run(read_frames(src))))
     starts, n = VideoPipeline(model, FAST).scan(read_frames(src))
     assert n == 160 and starts == [0, 30, 50, 85, 110, 140]
-    pts = [p for p, _ in _frames_with_pts(str(src))]
+    pts = [p for p, _ in frames_with_pts(str(src))]
     pieces = []
     for first, end in group_shots(starts, n, 48):
-        frames = _frames_with_pts(str(src), pts[first], pts[end] if end < n else None)  # decoded after a seek
-        pieces += list(VideoPipeline(model, FAST, first_frame=first).run(_batches(frames, 16)))
+        frames = frames_with_pts(str(src), pts[first], pts[end] if end < n else None)  # decoded after a seek
+        pieces += list(VideoPipeline(model, FAST, first_frame=first).run(batches(frames, 16)))
     np.testing.assert_array_equal(np.concatenate(pieces), whole)
 
 

@@ -1,0 +1,83 @@
+"""``hueshift colorize-many INPUTS... -o OUT_DIR``: its arguments and :func:`run`."""
+
+from __future__ import annotations
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import torch
+
+from ..colorize import SampleOptions
+from ..diffusion import Sampler
+from ..errors import InputError
+from ..keyframes import KeyframeOptions
+from ..pipeline import MODES, PipelineOptions
+from .inputs import MANIFEST
+from .job import colorize_many
+
+log = logging.getLogger(__name__)
+
+
+
+# ---- the command line ----------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..cli.image import add_model_arguments
+
+    defaults = PipelineOptions()
+    p.add_argument("inputs", nargs="+", help="video files, folders (the videos inside, or a frame sequence: a folder "
+                   "of images) and glob patterns")
+    p.add_argument("-o", "--output", required=True, help="output folder: OUT/<input stem>.mp4 and the job's "
+                   f"manifest OUT/{MANIFEST}")
+    add_model_arguments(p)
+    p.set_defaults(device="auto")  # a GPU when there is one; on Ray, one worker per GPU of the cluster
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="run on Ray: 'auto' starts a local Ray on this machine; an address (head:6379, "
+                        "ray://head:10001) joins an existing cluster. Without it: in this process")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (default: one per GPU, else one per --threads CPUs)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per worker (default: 1 with --ray, else PyTorch's default)")
+    p.add_argument("--group-seconds", type=float, default=60.0,
+                   help="a long video is split into groups of whole shots of about this length (default 60)")
+    p.add_argument("--retries", type=int, default=2, help="extra attempts of a task whose worker failed (default 2)")
+    p.add_argument("--force", action="store_true", help="redo everything, even what the manifest lists as done")
+    p.add_argument("--mode", choices=MODES, default=defaults.mode, help="as for `hueshift colorize`")
+    p.add_argument("--max-gap", type=int, default=defaults.keyframes.max_gap, help="as for `hueshift colorize`")
+    p.add_argument("--deflicker", type=float, default=defaults.deflicker, help="as for `hueshift colorize`")
+    p.add_argument("--warm-start", type=float, default=defaults.warm_start, help="as for `hueshift colorize`")
+    p.add_argument("--fps", type=Fraction, default=Fraction(24),
+                   help="frame rate of frame sequences (folders of images), e.g. 24 or 24000/1001 (default 24)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    threads = args.threads or (1 if args.ray else None)
+    if threads and not args.ray:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+    options = PipelineOptions(
+        mode=args.mode,
+        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, guidance=args.guidance),
+        keyframes=KeyframeOptions(max_gap=args.max_gap),
+        deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
+    )
+    res = colorize_many(args.inputs, args.output, args.model, options, ray=args.ray, workers=args.workers,
+                        threads=threads, device=args.device, group_seconds=args.group_seconds, retries=args.retries,
+                        force=args.force, fps=args.fps, progress=not args.no_progress)
+    entries = res.manifest["inputs"]
+    for stem, e in entries.items():
+        if e["state"] == "failed":
+            print(f"{e['input']}: failed: {e['error']}", file=sys.stderr)
+    n_done = sum(e["state"] == "done" for e in entries.values())
+    print(f"{args.output}: {n_done} of {len(entries)} videos done ({len(res.done)} in this run, "
+          f"{len(res.skipped)} already done), {len(res.failed)} failed, in {res.seconds:.1f} s; "
+          f"manifest {Path(args.output) / MANIFEST}", file=sys.stderr)
+    return 0 if res.ok else 2  # as colorize-image and eval: some input was not done

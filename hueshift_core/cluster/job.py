@@ -1,0 +1,324 @@
+"""The job: the manifest (``OUT_DIR/hueshift-job.json``), scheduling tasks on workers, retries and resume
+(:func:`colorize_many`)."""
+
+from __future__ import annotations
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from .. import sequence as _sequence
+from .. import video as _video
+from ..colorize import resolve_model_path
+from ..errors import HueShiftError, InputError, VideoError
+from ..outputs import atomic_write_bytes
+from ..pipeline import MODES, PipelineOptions
+from ..video import probe
+from .backends import LocalBackend, RayBackend
+from .inputs import MANIFEST, PARTS, expand_inputs, group_shots, output_names
+from .pieces import join_videos
+from .worker import JobResult
+
+log = logging.getLogger(__name__)
+
+
+
+# ---- the job -------------------------------------------------------------------------------------
+def _settings(model: str | None, options: PipelineOptions, group_seconds: float, fps: Fraction) -> dict:
+    o = dataclasses.asdict(options)
+    return {"model": str(resolve_model_path(model).resolve()), "options": json.loads(json.dumps(o, default=str)),
+            "group_seconds": group_seconds, "sequence_fps": str(fps)}
+
+
+def _stat(p: Path) -> list[int]:
+    st = p.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, model: str | os.PathLike | None = None,
+                  options: PipelineOptions = PipelineOptions(), *, ray: str | None = None, workers: int | None = None,
+                  threads: int | None = None, device: str = "auto", group_seconds: float = 60.0, retries: int = 2,
+                  force: bool = False, fps: Fraction | float = Fraction(24),
+                  progress: bool | Callable[[int, int], None] = False) -> JobResult:
+    """Colorize every video of ``inputs`` (files, folders, glob patterns) into ``out_dir/<stem>.mp4``.
+
+    ``ray``: None = in this process; "auto" = a local Ray on this machine; else the address of a Ray
+    cluster (``ray.init(address=...)``); an already initialised Ray is used as it is. ``workers``: how
+    many (default: one per GPU, else one per ``threads`` CPUs). ``device``: "auto" = CUDA where there is
+    a GPU (on Ray: one GPU per worker), else "cpu". ``group_seconds``: the length of a piece of
+    a long video. ``retries``: extra attempts of a task whose worker failed or died. ``force``: redo
+    everything. ``fps``: the frame rate of frame sequences (folders of images). ``progress``: True for a tqdm bar on stderr, or ``callable(done_frames, total_frames)``.
+    The manifest (``out_dir/hueshift-job.json``) is the result; ``JobResult.ok`` says whether all finished.
+    """
+    t0 = time.perf_counter()
+    if options.mode not in MODES:
+        raise InputError(f"mode must be one of {MODES}")
+    if retries < 0 or group_seconds <= 0 or (workers is not None and workers < 1):
+        raise InputError("retries must be >= 0, group_seconds > 0 and workers >= 1")
+    if ray is not None:  # before any work: Ray is an optional extra
+        try:
+            import ray as _  # noqa: F401
+        except ImportError:
+            raise InputError("--ray needs Ray: pip install 'hueshift[cluster]' (or pip install ray)") from None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file; -o must be a folder (it is created if missing)")
+    paths = expand_inputs(inputs)
+    names = output_names(paths, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
+    fps = _sequence._check_fps(fps)  # of frame sequences, as `hueshift colorize` takes it
+    settings = _settings(str(model) if model is not None else None, options, group_seconds, fps)
+    mpath = out / MANIFEST
+    manifest = {"version": 1, "settings": settings, "inputs": {}}
+    if mpath.exists() and not force:
+        try:
+            old = json.loads(mpath.read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"{mpath} is not a readable job manifest ({err}); delete it or use --force") from None
+        if old.get("settings") != settings:
+            raise InputError(f"{out} holds a job run with other settings (model, options or group length); "
+                             "use another folder, the same options, or --force to redo it")
+        manifest = old
+
+    def save() -> None:
+        manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        atomic_write_bytes(mpath, json.dumps(manifest, indent=1).encode(), "job manifest")
+
+    result = JobResult(manifest)
+    entries = manifest["inputs"]
+    todo: list[str] = []
+    for stem, src in names.items():
+        dst = out / f"{stem}.mp4"
+        e = entries.get(stem)
+        src_abs = str(src.resolve())
+        try:
+            stat = _stat(src)
+        except OSError:
+            stat = None
+        if (e and e.get("state") == "done" and e.get("input") == src_abs and e.get("input_stat") == stat
+                and dst.exists() and not force):
+            result.skipped.append(stem)
+            continue
+        old = e
+        entries[stem] = e = {"input": src_abs, "output": str(dst.resolve()), "input_stat": stat, "state": "pending",
+                             "frames": None, "fps": None, "keyframes": None, "shots": None, "error": None,
+                             "retries": 0, "pieces": None, "scan": None}
+        if old and old.get("input_stat") == stat and old.get("input") == src_abs and not force:
+            e["pieces"], e["scan"] = old.get("pieces"), old.get("scan")  # a long video resumes where it stopped
+        try:
+            info = _sequence.probe_sequence(src, fps) if src.is_dir() else probe(src)
+            _video.check_writable(dst, [src])
+        except HueShiftError as err:
+            e.update(state="failed", error=str(err))
+            result.failed.append(stem)
+            continue
+        e["frames"], e["fps"] = info.frame_count, str(info.fps)
+        e["_info"] = info
+        todo.append(stem)
+    # (inputs of an earlier run of this job that are not named this time stay in the manifest as they are)
+    total = sum(entries[s]["frames"] or 0 for s in todo)
+    infos = {s: entries[s].pop("_info") for s in todo}
+    save()
+    if not todo:
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    finished_frames = [0]
+    running: dict[str, int] = {}
+
+    def local_progress(key: str, n: int) -> None:
+        if key in running:
+            running[key] += n
+        show()
+
+    model_arg = str(model) if model is not None else None
+    if ray is None and device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    backend = (LocalBackend(model_arg, options, device, threads, local_progress)
+               if ray is None else RayBackend(ray, model_arg, options, device, threads, workers))
+    bar = None
+    if progress is True:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="frame", desc="colorize-many", file=sys.stderr, dynamic_ncols=True)
+
+    def show() -> None:
+        done = finished_frames[0] + sum(running.values())
+        if bar is not None:
+            bar.n = min(done, total)
+            bar.refresh()
+        elif callable(progress):
+            progress(done, total)
+
+    group = {s: max(1, round(group_seconds * float(Fraction(entries[s]["fps"])))) for s in todo}
+    parts_root = out / PARTS
+    attempt_no: dict[str, int] = {}
+
+    def submit(task: dict) -> None:
+        attempt_no[task["key"]] = attempt_no.get(task["key"], 0) + 1
+        task["attempt_key"] = f"{task['key']}#{attempt_no[task['key']]}"
+        running[task["attempt_key"]] = 0
+        task = {**task, "key": task["attempt_key"], "fps": entries[task["stem"]]["fps"]}
+        backend.submit(task)
+
+    def plan_pieces(stem: str, scan: dict) -> None:
+        e = entries[stem]
+        src = e["input"]
+        pieces = group_shots(scan["starts"], scan["frames"], group[stem])
+        start_pts = dict(zip(scan["starts"], scan["start_pts"]))
+        old = {(p["first"], p["end"]): p for p in (e.get("pieces") or [])}
+        e["frames"] = scan["frames"]
+        e["shots"] = len(scan["starts"])
+        e["scan"] = {k: scan[k] for k in ("starts", "start_pts", "frames", "splittable")}
+        e["pieces"] = []
+        folder = parts_root / stem
+        folder.mkdir(parents=True, exist_ok=True)
+        for first, end in pieces:
+            path = folder / f"{first:09d}-{end:09d}.mp4"
+            prev = old.get((first, end))
+            p = {"first": first, "end": end, "state": "pending", "keyframes": None, "shots": None, "output": str(path)}
+            if prev and prev.get("state") == "done" and path.exists():
+                p.update(state="done", keyframes=prev.get("keyframes"), shots=prev.get("shots"))
+                finished_frames[0] += end - first
+            e["pieces"].append(p)
+        for p in e["pieces"]:
+            if p["state"] != "done":
+                p["state"] = "running"
+                submit({"kind": "piece", "key": f"{stem}:{p['first']}", "stem": stem, "input": src,
+                        "output": p["output"], "first": p["first"], "end": p["end"],
+                        "start_pts": start_pts[p["first"]], "stop_pts": start_pts[p["end"]]
+                        if p["end"] < scan["frames"] else None})
+        if all(p["state"] == "done" for p in e["pieces"]):
+            finish_join(stem)
+
+    def finish_join(stem: str) -> None:
+        e = entries[stem]
+        try:
+            info = infos[stem]
+            n = join_videos([Path(p["output"]) for p in e["pieces"]], Path(e["output"]), Fraction(e["fps"]),
+                            Path(e["input"]) if info.has_audio else None)
+            if n != e["frames"]:
+                raise VideoError(f"the joined video has {n} frames, its pieces {e['frames']}")
+        except HueShiftError as err:
+            e.update(state="failed", error=str(err))
+            result.failed.append(stem)
+            return
+        e.update(state="done", error=None, keyframes=sum(p["keyframes"] for p in e["pieces"]),
+                 shots=sum(p["shots"] for p in e["pieces"]))
+        shutil.rmtree(parts_root / stem, ignore_errors=True)
+        try:
+            parts_root.rmdir()  # when no other video's pieces are left
+        except OSError:
+            pass
+        result.done.append(stem)
+
+    def fail(stem: str, msg: str) -> None:
+        entries[stem].update(state="failed", error=msg)
+        result.failed.append(stem)
+
+    pending = 0
+    for stem in todo:
+        e = entries[stem]
+        info = infos[stem]
+        e["state"] = "running"
+        long = (options.mode == "keyframes" and not info.variable_rate
+                and info.frame_count > 2 * group[stem])
+        if long and e.get("scan") and e["scan"].get("splittable"):  # scanned in an earlier run
+            plan_pieces(stem, e["scan"])
+            pending += sum(p["state"] == "running" for p in e["pieces"])
+        elif long:
+            submit({"kind": "scan", "key": f"{stem}:scan", "stem": stem, "input": e["input"]})
+            pending += 1
+        else:
+            submit({"kind": "whole", "key": stem, "stem": stem, "input": e["input"], "output": e["output"]})
+            pending += 1
+    save()
+    interrupted = False
+    try:
+        outstanding = pending
+        last_show = 0.0
+        while outstanding:
+            for task, res in backend.wait():
+                outstanding -= 1
+                stem = task["stem"]
+                e = entries[stem]
+                key = task["key"].rsplit("#", 1)[0]
+                running.pop(task["key"], 0)
+                if e["state"] == "failed":
+                    continue
+                if "error" in res:
+                    if res.get("retry") and attempt_no[key] <= retries:
+                        e["retries"] = e.get("retries", 0) + 1
+                        log.warning("%s: %s; retrying (attempt %d of %d)", key, res["error"], attempt_no[key] + 1,
+                                    retries + 1)
+                        submit({k: v for k, v in task.items() if k != "attempt_key"} | {"key": key})
+                        outstanding += 1
+                    else:
+                        fail(stem, res["error"] + (f" (after {attempt_no[key]} attempts)" if res.get("retry") else ""))
+                        for p in e.get("pieces") or []:
+                            if p["state"] == "running":
+                                p["state"] = "pending"
+                    continue
+                if task["kind"] == "whole":
+                    finished_frames[0] += res["frames"]
+                    e.update(state="done", error=None, frames=res["frames"], keyframes=res["keyframes"],
+                             shots=res["shots"], seconds=res["seconds"])
+                    result.done.append(stem)
+                elif task["kind"] == "scan":
+                    if not res["splittable"]:
+                        submit({"kind": "whole", "key": stem, "stem": stem, "input": e["input"], "output": e["output"]})
+                        outstanding += 1
+                        continue
+                    plan_pieces(stem, res)
+                    outstanding += sum(p["state"] == "running" for p in e["pieces"])
+                else:
+                    finished_frames[0] += res["frames"]
+                    p = next(p for p in e["pieces"] if p["first"] == task["first"])
+                    p.update(state="done", keyframes=res["keyframes"], shots=res["shots"])
+                    if all(q["state"] == "done" for q in e["pieces"]):
+                        finish_join(stem)
+                save()
+            if time.monotonic() - last_show > 0.5:
+                prog = backend.progress()
+                for k in list(running):
+                    if k in prog:
+                        running[k] = prog[k]
+                show()
+                last_show = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        backend.close(interrupted)
+        for stem in todo:  # what did not finish is pending for the next run; no temporary file is left
+            e = entries[stem]
+            if e["state"] == "running":
+                e["state"] = "pending"
+            for p in e.get("pieces") or []:
+                if p["state"] == "running":
+                    p["state"] = "pending"
+                    Path(p["output"]).with_name(_video.temp_name(Path(p["output"]))).unlink(missing_ok=True)
+            dst = Path(e["output"])
+            tmp = dst.with_name(_video.temp_name(dst))
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".audio" + dst.suffix).unlink(missing_ok=True)
+        save()
+        show()
+        if bar is not None:
+            bar.close()
+    result.seconds = time.perf_counter() - t0
+    return result
