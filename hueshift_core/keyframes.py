@@ -25,13 +25,12 @@ pipeline's propagation resolution, e.g. 128x224 for 854x480).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .errors import InputError
-from .propagate import compute_flow, flow_confidence, warp
 
 
 @dataclass(frozen=True)
@@ -63,14 +62,6 @@ class KeyframeOptions:
 class Decision:
     cut: bool  # this frame starts a new shot
     keyframe: bool  # this frame is coloured by the model (every cut is a keyframe)
-
-
-@dataclass
-class KeyframePlan:
-    """Frame indices of keyframes and of shot starts (every shot start is a keyframe)."""
-
-    keyframes: list[int] = field(default_factory=list)
-    shot_starts: list[int] = field(default_factory=list)
 
 
 def _check_l(l: np.ndarray) -> None:
@@ -180,27 +171,3 @@ def detect_cuts(l_frames: np.ndarray, options: KeyframeOptions = KeyframeOptions
     _check_frames(l_frames)
     det = CutDetector(options)
     return [i for i, l in enumerate(l_frames) if det.push(l)]
-
-
-def select_keyframes(l_frames: np.ndarray, options: KeyframeOptions = KeyframeOptions()) -> KeyframePlan:
-    """Batch keyframe selection over uint8 L frames ``[N, h, w]``: the decisions the streaming
-    pipeline makes (flow between consecutive frames, confidence chained from the last keyframe)."""
-    _check_frames(l_frames)
-    sel = KeyframeSelector(options)
-    plan = KeyframePlan()
-    conf = None
-    for i, l in enumerate(l_frames):
-        cut = sel.cuts.push(l)
-        tracked = None
-        if conf is not None and not cut:
-            f_back = compute_flow(l, l_frames[i - 1])
-            f_fwd = compute_flow(l_frames[i - 1], l)
-            conf = warp(conf, f_back) * flow_confidence(l, l_frames[i - 1], f_back, f_fwd)
-            tracked = tracked_share(conf)
-        d = sel.decide(cut, tracked)
-        if d.cut:
-            plan.shot_starts.append(i)
-        if d.keyframe:
-            plan.keyframes.append(i)
-            conf = np.ones(l.shape, np.float32)
-    return plan

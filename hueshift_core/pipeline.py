@@ -38,37 +38,34 @@ video gives for that piece: what :mod:`hueshift_core.cluster` relies on to split
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import queue
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .analysis import AnalysedFrame, FrameAnalyser, Sizes, StageTimer, check_batch
 from .checkpoint import ColorModel
-from .color import denormalize_ab, lab_to_rgb, lab_to_rgb_u8, normalize_ab, normalize_l
-from .colorize import SampleOptions, get_model, make_noise, sample_ab, working_size
+from .colorize import SampleOptions, get_model
 from .deflicker import Deflicker
-from .errors import InputError, VideoError
-from .keyframes import KeyframeOptions, KeyframeSelector, tracked_share
-from .propagate import blend, carry, compute_flow, flow_confidence
-from .upscale import Upscale, upscale_ab
+from .errors import InputError
+from .keyframe_colour import KeyframeColorizer, shot_generator
+from .keyframes import KeyframeOptions, KeyframeSelector
+from .segments import SegmentWalker, fill_segment
 from .sequence import SequenceWriter, check_sequence_output, is_pattern, is_sequence, probe_sequence, read_sequence
+from .upscale import Upscale, upscale_merge_u8
 from .video import VideoWriter, check_writable, probe, read_frames
 
+__all__ = ["MODES", "PipelineOptions", "PipelineStats", "VideoPipeline", "VideoResult", "colorize_video",
+           "shot_generator"]
+
 MODES = ("keyframes", "per-frame")
-# L of the grey sRGB value v (R = G = B = v), by OpenCV's float conversion of v / 255: VideoPipeline._lab's table
-_GREY_L = np.ascontiguousarray(cv2.cvtColor((np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)).repeat(3)
-                                            .reshape(1, 256, 3), cv2.COLOR_RGB2Lab)[0, :, 0])
 CHUNK_PIXELS = 2_000_000  # full-resolution pixels upscaled, converted and yielded at once (~5 frames of 854x480)
 
 
@@ -99,18 +96,15 @@ class PipelineOptions:
         except ValueError:
             raise InputError(f"upscale must be one of {[u.value for u in Upscale]}, got {self.upscale!r}") from None
 
+    def sizes(self, height: int, width: int, multiple: int = 8) -> Sizes:
+        """The full, working and propagation resolutions for frames of ``height`` x ``width``."""
+        return Sizes.of(height, width, self.sample, multiple, self.prop_scale)
 
-@dataclass
-class _Frame:
-    index: int
-    l_full: np.ndarray  # float16 [H, W], L in [0, 100]
-    l_prop: np.ndarray  # uint8 [h, w], L * 2.55
-    cut: bool
-    flows: tuple[np.ndarray, np.ndarray] | None = None  # (t -> t-1, t-1 -> t), None at a shot start
-    conf_back: np.ndarray | None = None  # confidence of flow t -> t-1
-    conf_fwd: np.ndarray | None = None  # confidence of flow t-1 -> t
-    ab_fw: np.ndarray | None = None  # colour carried forward from the segment's keyframe
-    conf_fw: np.ndarray | None = None  # its chained confidence
+    def keyframe_colorizer(self, model: ColorModel, sizes: Sizes, *, first_frame: int = 0,
+                           timer: StageTimer | None = None) -> KeyframeColorizer:
+        """The keyframe colour stage these options describe."""
+        return KeyframeColorizer(model, sizes, self.sample, warm_start=self.warm_start, share_noise=self.share_noise,
+                                 first_frame=first_frame, timer=timer)
 
 
 @dataclass
@@ -128,20 +122,16 @@ class PipelineStats:
     devices: dict[str, str] = field(default_factory=dict)  # stage -> device its tensors were on (last seen)
 
 
-def shot_generator(seed: int, start: int) -> torch.Generator:
-    """The random generator of the shot starting at frame ``start`` of a video (0-based, in the whole
-    video): seeded with ``seed`` itself for the first shot, and a hash of (seed, start) for later ones,
-    so a shot's colours do not depend on what came before it."""
-    if start == 0:
-        return torch.Generator().manual_seed(seed)
-    digest = hashlib.blake2b(f"hueshift-shot:{seed}:{start}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
-
-
 class VideoPipeline:
     """``VideoPipeline(model, options).run(batches)``: uint8 RGB batches ``[B, H, W, 3]`` (grey or
     colour; only L is used) in, colorized uint8 RGB batches ``[B', H, W, 3]`` out, every frame
     once and in order, streaming. Batch boundaries out differ from those in (segments).
+
+    It composes the public stages: :class:`~hueshift_core.analysis.FrameAnalyser`,
+    :class:`~hueshift_core.segments.SegmentWalker` with a
+    :class:`~hueshift_core.keyframes.KeyframeSelector` and a
+    :class:`~hueshift_core.keyframe_colour.KeyframeColorizer`, :func:`~hueshift_core.segments.fill_segment`,
+    :class:`~hueshift_core.deflicker.Deflicker` and :func:`~hueshift_core.upscale.upscale_merge_u8`.
 
     ``first_frame``: the index in the whole video of the first frame given (a piece of a longer
     video that starts at one of its cuts); it seeds each shot's random draws (:func:`shot_generator`)."""
@@ -156,160 +146,49 @@ class VideoPipeline:
         self.finish_device = torch.device(model.device)
         self.torch_finish = False  # True: the device path (torch upscale, kornia LAB) even on the CPU (tests)
         self.stats = PipelineStats()
-        self._gen = torch.Generator().manual_seed(options.sample.seed)
-        self._noise: torch.Tensor | None = None
+        self.timer = StageTimer()
+        self.timer.seconds = self.stats.seconds
+        self.sizes: Sizes | None = None
+        self.colorizer: KeyframeColorizer | None = None
+        self._analyser: FrameAnalyser | None = None
         self._selector: KeyframeSelector | None = None
 
-    @contextmanager
-    def _timed(self, name: str):
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stats.seconds[name] += time.perf_counter() - t
-
-    def _start(self, h: int, w: int) -> None:
-        """Sizes and the keyframe selector, once the first frame's size is known."""
-        opts = self.options.sample
-        self.work = working_size(h, w, opts.short_side, self.model.info.config.multiple, opts.max_long_side)
-        s = self.options.prop_scale
-        self.prop = (min(h, self.work[0] * s), min(w, self.work[1] * s))
-        self.full = (h, w)
-        kf = self.options.keyframes
-        fit = max(1, self.options.max_segment_mb * 2**20 // (2 * h * w) - 1)  # float16 L per frame
+    def _start(self, h: int, w: int, flow: bool = True) -> None:
+        """The stages that need the frame size, once the first frame is seen."""
+        o = self.options
+        self.sizes = o.sizes(h, w, self.model.info.config.multiple)
+        kf = o.keyframes
+        fit = max(1, o.max_segment_mb * 2**20 // (2 * h * w) - 1)  # float16 L per frame
         if fit < kf.max_gap:
             kf = dataclasses.replace(kf, max_gap=fit, min_gap=min(kf.min_gap, fit))
         self._selector = KeyframeSelector(kf)
+        self._analyser = FrameAnalyser(self.sizes, self._selector.cuts, timer=self.timer, flow=flow)
+        self.colorizer = o.keyframe_colorizer(self.model, self.sizes, first_frame=self.first_frame, timer=self.timer)
 
-    def _analyse(self, rgb: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Frame ``i`` (uint8 RGB ``[H, W, 3]``) -> (L float32 ``[H, W]``, uint8 L at the propagation
-        resolution, starts a shot): what both the pipeline and :meth:`scan` see."""
-        if i == 0:
-            self._start(*rgb.shape[:2])
-        elif rgb.shape[:2] != self.full:
-            raise VideoError(f"frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, the video started at "
-                             f"{self.full[1]}x{self.full[0]}: frame size must not change")
-        with self._timed("lab"):
-            l_full, chroma = self._lab(rgb)
-            if i < 8 and chroma > 2.0:
-                self.stats.colour_input = True
-            l_prop = cv2.resize(l_full * 2.55, self.prop[::-1], interpolation=cv2.INTER_AREA)
-            l_prop = (l_prop + 0.5).clip(0, 255).astype(np.uint8)
-        with self._timed("keyframes"):
-            cut = self._selector.cuts.push(l_prop)
-        return l_full, l_prop, cut
+    def _frames(self, batches: Iterator[np.ndarray], flow: bool = True) -> Iterator[AnalysedFrame]:
+        """Decoded RGB batches -> analysed frames (the stages are set up from the first frame's size)."""
+        it = iter(batches)
+        while True:
+            with self.timer("decode"):
+                batch = next(it, None)
+            if batch is None:
+                return
+            check_batch(batch)
+            for rgb in batch:
+                if self._analyser is None:
+                    self._start(*rgb.shape[:2], flow=flow)
+                yield self._analyser.push(rgb)
+                self.stats.colour_input = self._analyser.colour_input
 
     def scan(self, batches: Iterator[np.ndarray]) -> tuple[list[int], int]:
         """The cheap first pass: (shot starts, frame count) of a stream of uint8 RGB batches, exactly
         as :meth:`run` would cut it (same L, same detector), without flow or diffusion."""
-        starts: list[int] = []
-        i = 0
-        for batch in batches:
-            _check_batch(batch)
-            for rgb in batch:
-                if self._analyse(rgb, i)[2]:
-                    starts.append(i)
-                i += 1
-        return starts, i
-
-    def _lab(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        """uint8 RGB ``[H, W, 3]`` -> (L float32 ``[H, W]`` in [0, 100], mean |a|,|b| on a sparse grid).
-
-        A grey frame (R = G = B, what a grey video decodes to) takes its L from a 256-entry table made by
-        the same OpenCV conversion: the same values, about 6x less CPU than converting the frame."""
-        r = rgb[..., 0]
-        if np.array_equal(r[0], rgb[0, :, 1]) and np.array_equal(r[0], rgb[0, :, 2]) \
-                and np.array_equal(r, rgb[..., 1]) and np.array_equal(r, rgb[..., 2]):
-            return cv2.LUT(np.ascontiguousarray(r), _GREY_L), 0.0
-        lab = cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
-        return lab[..., 0], float(np.abs(lab[::8, ::8, 1:]).mean())
-
-    def _sample(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None,
-                conf: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """Keyframe colour: uint8 L at the propagation resolution -> ab float32 ``[h, w, 2]`` (CIELAB)
-        there, sampled at the working resolution. ``init`` (carried colour, with its confidence
-        ``conf``) warm-starts the sampler when ``warm_start < 1``; the jump from it is recorded."""
-        o, opts = self.options.sample, self.options
-        l = torch.from_numpy(np.stack(l_props)).float()[:, None] / 2.55
-        l_work = normalize_l(F.interpolate(l, size=self.work, mode="area"))
-        noise = None
-        if opts.share_noise:
-            if self._noise is None:
-                self._noise = make_noise((1, 2, *self.work), self._gen)
-            noise = self._noise.expand(len(l_props), -1, -1, -1).contiguous()
-        warm = init is not None and opts.warm_start < 1.0
-        init_ab = None
-        if warm:
-            ab0 = torch.from_numpy(np.stack(init)).permute(0, 3, 1, 2)
-            init_ab = normalize_ab(F.interpolate(ab0, size=self.work, mode="area"))
-        with self._timed("diffusion"):
-            ab = sample_ab(self.model, l_work, steps=o.steps, sampler=o.sampler, generator=self._gen, eta=o.eta,
-                           guidance=o.guidance, init_ab=init_ab, strength=opts.warm_start if warm else 1.0, noise=noise)
-        self.stats.devices["diffusion"] = str(ab.device)
-        ab = F.interpolate(denormalize_ab(ab.float().cpu()), size=self.prop, mode="bicubic", align_corners=False)
-        out = [a.permute(1, 2, 0).numpy().astype(np.float32) for a in ab]
-        self.stats.keyframe_chroma += [float(np.abs(a).mean()) for a in out]
-        if init is not None:
-            for new, old, c in zip(out, init, conf or [None] * len(out)):
-                mask = c > 0.5 if c is not None and (c > 0.5).any() else np.ones(new.shape[:2], bool)
-                self.stats.keyframe_jumps.append(float(np.abs(new - old)[mask].mean()))
-        return out
-
-    def _finish(self, frames: list[_Frame], abs_: list[np.ndarray], deflicker: Deflicker) -> Iterator[np.ndarray]:
-        """Deflicker, upscale, merge: frames with ab at the propagation resolution -> uint8 RGB ``[B, H, W, 3]``
-        chunks of at most ``CHUNK_PIXELS`` (full-resolution work never holds a whole segment)."""
-        with self._timed("deflicker"):
-            abs_ = [deflicker.push(f.l_prop, ab, cut=f.cut, flows=f.flows, conf=f.conf_back)
-                    for f, ab in zip(frames, abs_)]
-        chunk = max(1, CHUNK_PIXELS // (self.full[0] * self.full[1]))
-        on_device = self.finish_device.type != "cpu" or self.torch_finish
-        for i in range(0, len(frames), chunk):
-            part = frames[i:i + chunk]
-            with self._timed("upscale"):
-                l_full = torch.from_numpy(np.stack([f.l_full for f in part]).astype(np.float32))[:, None]
-                ab_small = torch.from_numpy(np.stack(abs_[i:i + chunk])).permute(0, 3, 1, 2)
-                if on_device:  # the full-resolution work on the model's device (GPU): torch's upscale, kornia's LAB
-                    l_full = l_full.to(self.finish_device, non_blocking=True)
-                    ab_small = ab_small.to(self.finish_device, non_blocking=True)
-                ab_full = upscale_ab(ab_small, l_full, self.options.upscale)
-                self.stats.devices["upscale"] = str(ab_full.device)
-            with self._timed("to_rgb"):
-                if on_device:
-                    rgb = lab_to_rgb(torch.cat([l_full, ab_full.to(l_full.dtype)], dim=1))
-                    self.stats.devices["to_rgb"] = str(rgb.device)
-                    out = (rgb * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-                else:
-                    out = lab_to_rgb_u8(l_full[:, 0].numpy(), ab_full.permute(0, 2, 3, 1).numpy())
-                    self.stats.devices["to_rgb"] = "cpu"
-            del l_full, ab_small, ab_full
-            self.stats.frames += len(out)
-            yield out
-
-    # ---- the pass ------------------------------------------------------------------------------
-    def _frames(self, batches: Iterator[np.ndarray]) -> Iterator[_Frame]:
-        """Decoded RGB -> _Frame with L, the cut flag and, inside a shot, flows to the previous frame."""
-        prev: _Frame | None = None
-        i = 0
-        it = iter(batches)
-        while True:
-            with self._timed("decode"):
-                batch = next(it, None)
-            if batch is None:
-                return
-            _check_batch(batch)
-            for rgb in batch:
-                l_full, l_prop, cut = self._analyse(rgb, i)
-                f = _Frame(i, l_full.astype(np.float16), l_prop, cut)
-                if prev is not None and not cut:
-                    with self._timed("flow"):
-                        f_back = compute_flow(l_prop, prev.l_prop)
-                        f_fwd = compute_flow(prev.l_prop, l_prop)
-                        f.flows = (f_back, f_fwd)
-                        f.conf_back = flow_confidence(l_prop, prev.l_prop, f_back, f_fwd)
-                        f.conf_fwd = flow_confidence(prev.l_prop, l_prop, f_fwd, f_back)
-                yield f
-                prev = f
-                i += 1
+        starts, n = [], 0
+        for f in self._frames(batches, flow=False):
+            if f.cut:
+                starts.append(f.index)
+            n += 1
+        return starts, n
 
     def run(self, batches: Iterator[np.ndarray], progress: Callable[[int], None] | None = None
             ) -> Iterator[np.ndarray]:
@@ -320,10 +199,33 @@ class VideoPipeline:
             if progress is not None:
                 progress(len(batch))
             yield batch
+        if self.colorizer is not None:
+            self.stats.keyframe_jumps = self.colorizer.stats.jumps
+            self.stats.keyframe_chroma = self.colorizer.stats.chroma
 
-    def _run_per_frame(self, frames: Iterator[_Frame]) -> Iterator[np.ndarray]:
+    def _finish(self, frames: list[AnalysedFrame], abs_: list[np.ndarray], deflicker: Deflicker
+                ) -> Iterator[np.ndarray]:
+        """Deflicker, upscale, merge: frames with ab at the propagation resolution -> uint8 RGB ``[B, H, W, 3]``
+        chunks of at most ``CHUNK_PIXELS`` (full-resolution work never holds a whole segment)."""
+        with self.timer("deflicker"):
+            abs_ = [deflicker.push(f.l_prop, ab, cut=f.cut, flows=f.flows, conf=f.conf_back)
+                    for f, ab in zip(frames, abs_)]
+        self.stats.devices["diffusion"] = self.colorizer.stats.device or "cpu"
+        h, w = self.sizes.full
+        chunk = max(1, CHUNK_PIXELS // (h * w))
+        on_device = self.finish_device.type != "cpu" or self.torch_finish
+        device = self.finish_device if on_device else None
+        where = str(torch.empty(0, device=device).device) if on_device else "cpu"  # "cuda" -> "cuda:0"
+        for i in range(0, len(frames), chunk):
+            out = upscale_merge_u8(np.stack([f.l_full for f in frames[i:i + chunk]]), np.stack(abs_[i:i + chunk]),
+                                   self.options.upscale, device, timer=self.timer)
+            self.stats.devices["upscale"] = self.stats.devices["to_rgb"] = where
+            self.stats.frames += len(out)
+            yield out
+
+    def _run_per_frame(self, frames: Iterator[AnalysedFrame]) -> Iterator[np.ndarray]:
         deflicker = Deflicker(self.options.deflicker)
-        pending: list[_Frame] = []
+        pending: list[AnalysedFrame] = []
         for f in frames:
             pending.append(f)
             self.stats.max_buffered = max(self.stats.max_buffered, len(pending))
@@ -334,67 +236,22 @@ class VideoPipeline:
         if pending:
             yield from self._per_frame_batch(pending, deflicker)
 
-    def _per_frame_batch(self, frames: list[_Frame], deflicker: Deflicker) -> Iterator[np.ndarray]:
+    def _per_frame_batch(self, frames: list[AnalysedFrame], deflicker: Deflicker) -> Iterator[np.ndarray]:
         self.stats.keyframes += len(frames)
-        return self._finish(frames, self._sample([f.l_prop for f in frames]), deflicker)
+        return self._finish(frames, self.colorizer.colour([f.l_prop for f in frames]), deflicker)
 
-    def _close(self, seg: list[_Frame], key_ab: np.ndarray, nxt: _Frame | None, nxt_ab: np.ndarray | None,
-               deflicker: Deflicker) -> Iterator[np.ndarray]:
-        """Colour a segment (its keyframe ``seg[0]`` and the frames before the next keyframe ``nxt``,
-        or the end of the shot when ``nxt`` is None) and finish it."""
-        abs_ = [key_ab]
-        if nxt is None:  # end of shot or video: forward only
-            abs_ += [f.ab_fw for f in seg[1:]]
-        else:
-            with self._timed("propagate"):
-                frames = seg + [nxt]
-                ab_b, conf_b = nxt_ab, np.ones(nxt.l_prop.shape, np.float32)
-                back = {}
-                for j in range(len(frames) - 1, 1, -1):  # carry frame j's colour to j-1 along flow (j-1 -> j)
-                    ab_b, conf_b = carry(ab_b, conf_b, frames[j].flows[1], frames[j].conf_fwd)
-                    back[j - 1] = (ab_b, conf_b)
-                n = len(seg)
-                abs_ += [blend(seg[j].ab_fw, seg[j].conf_fw, *back[j], j / n) for j in range(1, n)]
-        return self._finish(seg, abs_, deflicker)
-
-    def _run_keyframes(self, frames: Iterator[_Frame]) -> Iterator[np.ndarray]:
+    def _run_keyframes(self, frames: Iterator[AnalysedFrame]) -> Iterator[np.ndarray]:
         deflicker = Deflicker(self.options.deflicker)
-        seg: list[_Frame] = []  # seg[0] is the segment's keyframe, already coloured
-        key_ab: np.ndarray | None = None
-        for f in frames:
-            tracked = None
-            if seg and not f.cut:
-                with self._timed("propagate"):
-                    prev = seg[-1]
-                    src_ab = key_ab if len(seg) == 1 else prev.ab_fw
-                    src_conf = np.ones(f.l_prop.shape, np.float32) if len(seg) == 1 else prev.conf_fw
-                    f.ab_fw, f.conf_fw = carry(src_ab, src_conf, f.flows[0], f.conf_back)
-                tracked = tracked_share(f.conf_fw)
-            decision = self._selector.decide(f.cut, tracked)
-            self.stats.max_buffered = max(self.stats.max_buffered, len(seg) + 1)
-            if decision.cut or not seg:
-                if seg:
-                    yield from self._close(seg, key_ab, None, None, deflicker)
-                self.stats.shots += 1
-                self.stats.keyframes += 1
-                self._noise = None  # a new shot draws new noise, from its own generator
-                self._gen = shot_generator(self.options.sample.seed, self.first_frame + f.index)
-                seg, key_ab = [f], self._sample([f.l_prop])[0]
-            elif decision.keyframe:
-                self.stats.keyframes += 1
-                new_ab = self._sample([f.l_prop], [f.ab_fw], [f.conf_fw])[0]
-                yield from self._close(seg, key_ab, f, new_ab, deflicker)
-                seg, key_ab = [f], new_ab
-            else:
-                seg.append(f)
-        if seg:
-            yield from self._close(seg, key_ab, None, None, deflicker)
-
-
-def _check_batch(batch) -> None:
-    if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
-        got = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
-        raise InputError(f"frames must be uint8 RGB batches [B, H, W, 3], got {got}")
+        # the selector and colorizer are made when the first frame is analysed: reach them late
+        walker = SegmentWalker(lambda cut, tracked: self._selector.decide(cut, tracked),
+                               lambda f, init, conf: self.colorizer(f, init, conf), timer=self.timer,
+                               on_shot=lambda f: self.colorizer.start_shot(f))
+        for seg in walker.walk(frames):
+            with self.timer("propagate"):
+                abs_ = fill_segment(seg)
+            self.stats.shots, self.stats.keyframes = walker.shots, walker.keyframes
+            self.stats.max_buffered = walker.max_buffered
+            yield from self._finish(seg.frames, abs_, deflicker)
 
 
 @dataclass

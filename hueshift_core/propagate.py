@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import InputError
 
+
 def _dis(preset: int) -> cv2.DISOpticalFlow:
     """A new DIS object for every flow: a reused one keeps buffers from its earlier calls that change its
     results slightly (seen at 48x80), so the same frames would get a flow that depends on what ran before
@@ -110,51 +111,3 @@ def blend(ab_fw: np.ndarray, conf_fw: np.ndarray, ab_bw: np.ndarray, conf_bw: np
     w_bw = t * (conf_bw + floor)
     s = w_fw + w_bw
     return ((w_fw[..., None] * ab_fw + w_bw[..., None] * ab_bw) / s[..., None]).astype(np.float32)
-
-
-def propagate(l_frames: np.ndarray, key_ab: dict[int, np.ndarray], shot_starts: list[int] | None = None
-              ) -> np.ndarray:
-    """Batch propagation: uint8 L ``[N, h, w]`` and keyframe colours ``{index: ab [h, w, 2]}`` ->
-    ab ``[N, h, w, 2]`` for every frame. Colour never crosses a shot start; frames of a shot
-    before its first keyframe take it backward, after its last keyframe forward."""
-    n = len(l_frames)
-    if not key_ab:
-        raise InputError("propagation needs at least one keyframe colour")
-    starts = sorted(set([0] + list(shot_starts or [])))
-    bounds = starts[1:] + [n]
-    out = np.zeros((n, *l_frames.shape[1:], 2), np.float32)
-    for s0, s1 in zip(starts, bounds):
-        keys = sorted(k for k in key_ab if s0 <= k < s1)
-        if not keys:
-            raise InputError(f"shot {s0}..{s1 - 1} has no keyframe colour: select keyframes first")
-        fw = [compute_flow(l_frames[i], l_frames[i - 1]) if i > s0 else None for i in range(s0, s1)]
-        bw = [compute_flow(l_frames[i - 1], l_frames[i]) if i > s0 else None for i in range(s0, s1)]
-        conf_step = [flow_confidence(l_frames[s0 + j], l_frames[s0 + j - 1], fw[j], bw[j]) if j else None
-                     for j in range(len(fw))]
-        conf_step_b = [flow_confidence(l_frames[s0 + j - 1], l_frames[s0 + j], bw[j], fw[j]) if j else None
-                       for j in range(len(fw))]
-
-        def chain_forward(k: int, stop: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-            res = {k: (key_ab[k].astype(np.float32), np.ones(l_frames.shape[1:], np.float32))}
-            for i in range(k + 1, stop):
-                j = i - s0
-                res[i] = carry(*res[i - 1], fw[j], conf_step[j])
-            return res
-
-        def chain_backward(k: int, stop: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-            res = {k: (key_ab[k].astype(np.float32), np.ones(l_frames.shape[1:], np.float32))}
-            for i in range(k - 1, stop - 1, -1):
-                j = i + 1 - s0
-                res[i] = carry(*res[i + 1], bw[j], conf_step_b[j])
-            return res
-
-        first, last = keys[0], keys[-1]
-        for i, (ab, _) in chain_backward(first, s0).items():
-            out[i] = ab
-        for i, (ab, _) in chain_forward(last, s1).items():
-            out[i] = ab
-        for a, b in zip(keys[:-1], keys[1:]):
-            f, bk = chain_forward(a, b + 1), chain_backward(b, a)
-            for i in range(a, b + 1):
-                out[i] = blend(f[i][0], f[i][1], bk[i][0], bk[i][1], (i - a) / (b - a))
-    return out

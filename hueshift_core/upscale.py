@@ -13,6 +13,7 @@ units of ``ab_small`` (CIELAB or normalised, the maths is linear in ab):
 
 from __future__ import annotations
 
+import contextlib
 import enum
 
 import cv2
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .color import lab_to_rgb, lab_to_rgb_u8
 from .errors import InputError
 
 
@@ -129,3 +131,30 @@ def upscale_ab(ab_small: torch.Tensor, l_full: torch.Tensor, method: Upscale | s
     if method is Upscale.BICUBIC:
         return upscale_bicubic(ab_small, tuple(l_full.shape[-2:]))
     return upscale_guided(ab_small, l_full)
+
+
+def upscale_merge_u8(l_full: np.ndarray, ab_small: np.ndarray, method: Upscale | str = Upscale.GUIDED,
+                     device: torch.device | None = None, *, timer=None) -> np.ndarray:
+    """The last stage of the video path: L float ``[B, H, W]`` in [0, 100] (float16 is fine) and CIELAB ab
+    ``[B, h, w, 2]`` -> uint8 RGB ``[B, H, W, 3]``, the chroma upscaled guided by L (``method``).
+
+    ``device=None``: on the CPU with OpenCV (fast); a torch device: torch's upscale and kornia's LAB -> RGB
+    there (a GPU; ``torch.device("cpu")`` runs that path on the CPU, for tests). Same values up to rounding.
+    ``timer``: a :class:`~hueshift_core.analysis.StageTimer` told of ``upscale`` and ``to_rgb``."""
+    timer = timer or _untimed
+    l_t = torch.from_numpy(np.ascontiguousarray(l_full, dtype=np.float32))[:, None]
+    ab_t = torch.from_numpy(np.ascontiguousarray(ab_small, dtype=np.float32)).permute(0, 3, 1, 2)
+    with timer("upscale"):
+        if device is not None:
+            l_t, ab_t = l_t.to(device, non_blocking=True), ab_t.to(device, non_blocking=True)
+        ab_full = upscale_ab(ab_t, l_t, method)
+    with timer("to_rgb"):
+        if device is None:
+            return lab_to_rgb_u8(l_t[:, 0].numpy(), ab_full.permute(0, 2, 3, 1).numpy())
+        rgb = lab_to_rgb(torch.cat([l_t, ab_full.to(l_t.dtype)], dim=1))
+        return (rgb * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@contextlib.contextmanager
+def _untimed(name: str):
+    yield

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from ..hueshift_core import colorize as core
+from ..hueshift_core import staged
+from ..hueshift_core.colorize import SampleOptions, sample_frames_ab
 from ..hueshift_core.diffusion import Sampler
 from ..hueshift_core.errors import InputError
+from ..hueshift_core.pipeline import PipelineOptions
 from ..hueshift_core.upscale import Upscale
 from .comfy_compat import io, ui
 from .common import (
@@ -18,6 +20,7 @@ from .common import (
     colour_note,
     frames_to_images,
     images_to_frames,
+    images_to_u8,
     progress,
 )
 from .model import HueShiftModel
@@ -60,18 +63,22 @@ class DDPMColorize(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: torch.Tensor, model: HueShiftModel, steps: int, sampler: str, seed: int,
-                batch_size: int, working_size: int, keyframes=None) -> io.NodeOutput:
+                batch_size: int, working_size: int, keyframes: staged.ClipPlan | None = None) -> io.NodeOutput:
         frames = images_to_frames(images)
         note = colour_note(images, "HueShift DDPM Colorize")
-        indices = tuple(range(frames.shape[0])) if keyframes is None else tuple(keyframes.keyframes)
-        if indices and indices[-1] >= frames.shape[0]:
-            raise InputError(f"the keyframe plan is for a clip of more than {frames.shape[0]} frames: connect the "
-                             "same frames to Keyframe Select and to DDPM Colorize")
-        options = core.SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size,
-                                     batch_size=batch_size)
-        batches = -(-len(indices) // batch_size)
-        ab = core.sample_frames_ab(model.for_sampling(), frames[list(indices)], options,
-                                  callback=progress(batches * steps))
+        options = SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size, batch_size=batch_size)
+        if keyframes is None:  # every frame on its own, in batches
+            bar = progress(-(-frames.shape[0] // batch_size) * steps)
+            ab = sample_frames_ab(model.for_sampling(), frames, options, callback=bar)
+            indices = tuple(range(frames.shape[0]))
+        else:  # the keyframes in order, as the pipeline samples them (per-shot seeds, warm starts)
+            u8 = images_to_u8(images)
+            keyframes.check(u8, "DDPM Colorize")
+            bar = progress(len(keyframes.keyframes) * steps)
+            ab = staged.colour_keyframes(model.for_sampling(), u8, keyframes, PipelineOptions(sample=options),
+                                         callback=bar)
+            bar.finish()  # warm-started keyframes take fewer steps
+            indices = keyframes.keyframes
         chroma = Chroma(ab=ab, frames=indices, num_frames=frames.shape[0], source_size=tuple(frames.shape[-2:]))
         return io.NodeOutput(chroma, ui=ui.PreviewText(note) if note else None)
 
@@ -98,12 +105,13 @@ class LABUpscale(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: torch.Tensor, chroma: Chroma, method: str) -> io.NodeOutput:
-        frames = images_to_frames(images)
+        frames = images_to_u8(images)
         n = frames.shape[0]
         if n == chroma.num_frames:
             frames = frames[list(chroma.frames)] if not chroma.complete else frames
         elif n != len(chroma.frames):
             raise InputError(f"LAB Upscale: 'images' has {n} frames but the chroma is for a clip of "
                              f"{chroma.num_frames} frames ({len(chroma.frames)} coloured): connect the same frames")
-        out = core.upscale_merge(frames, chroma.ab, method, callback=progress(frames.shape[0]))
-        return io.NodeOutput(frames_to_images(out))
+        bar = progress(frames.shape[0])
+        out = staged.finish_frames(frames, chroma.ab, method, tick=bar.advance)
+        return io.NodeOutput(frames_to_images(torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)))

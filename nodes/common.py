@@ -7,18 +7,16 @@ every file it writes inside the output folder, after symlinks are resolved.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from dataclasses import dataclass
-from types import ModuleType
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..hueshift_core.colorize import frames_to_lab, merge_to_rgb, working_size
-from ..hueshift_core.errors import HueShiftError, InputError, VideoError
+from ..hueshift_core import staged, threads
+from ..hueshift_core.color import is_grey
+from ..hueshift_core.errors import InputError, VideoError
 from .comfy_compat import ProgressBar, folder_paths, io, model_management
 
 CATEGORY = "HueShift"
@@ -29,18 +27,6 @@ KEYFRAMES = io.Custom("HUESHIFT_KEYFRAMES")
 CHROMA = io.Custom("HUESHIFT_CHROMA")
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
-
-
-def core(name: str) -> ModuleType:
-    """``hueshift_core.<name>``, imported on first use: the video stages pull in PyAV and OpenCV,
-    which ComfyUI should not pay for at start-up (hueshift_core's own ``__init__`` defers them too)."""
-    try:
-        return importlib.import_module(f"..hueshift_core.{name}", __package__)
-    except ModuleNotFoundError as err:
-        if err.name and err.name.endswith(f"hueshift_core.{name}"):
-            raise HueShiftError(f"this node needs hueshift_core.{name}, which this copy of ComfyUI-HueShift does "
-                                "not have: update the node pack") from None
-        raise
 
 
 # --- layouts ------------------------------------------------------------------------------------
@@ -62,22 +48,16 @@ def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
     return out.to(model_management.intermediate_device())
 
 
-def grey_frames(frames: torch.Tensor) -> torch.Tensor:
-    """RGB ``[B, 3, H, W]`` -> the grey RGB of its CIELAB lightness (a = b = 0), same shape."""
-    l_full, ab = frames_to_lab(frames)
-    return merge_to_rgb(l_full, torch.zeros_like(ab))
+def images_to_u8(images: torch.Tensor, name: str = "images") -> np.ndarray:
+    """ComfyUI IMAGE ``[B, H, W, C]`` in [0, 1] -> uint8 RGB ``[B, H, W, 3]``, what the video stages read
+    (frames loaded from 8-bit video come back exactly)."""
+    return staged.images_to_u8(images_to_frames(images, name).permute(0, 2, 3, 1))
 
 
 def colour_note(images: torch.Tensor, node: str) -> str | None:
-    """If the IMAGE batch has colour, log that only its lightness is used and return that message.
-
-    "Colour" = any pixel whose channels differ by more than 2/255 (grey video decoded to RGB has
-    equal channels up to codec rounding).
-    """
-    if images.shape[-1] < 3:
-        return None
-    rgb = images[..., :3]
-    if float((rgb.amax(dim=-1) - rgb.amin(dim=-1)).amax()) <= 2.0 / 255.0:
+    """If the IMAGE batch has colour (:func:`hueshift_core.color.is_grey` says no), log that only its
+    lightness is used and return that message."""
+    if images.shape[-1] < 3 or is_grey(images[..., :3].permute(0, 3, 1, 2).float()):
         return None
     msg = (f"{node}: the input frames are in colour; HueShift turned them grey first and used only their "
            "lightness (L). Feed grey frames to silence this note.")
@@ -172,18 +152,25 @@ class Progress:
     """
 
     def __init__(self, total: int) -> None:
-        self.bar = ProgressBar(max(1, int(total)))
+        self.total, self.done = max(1, int(total)), 0
+        self.bar = ProgressBar(self.total)
 
     def __call__(self, done: int = 0, of: int = 0) -> None:  # hueshift_core's Callback(i, n); unused
         self.advance(1)
 
     def advance(self, steps: int) -> None:
         model_management.throw_exception_if_processing_interrupted()
+        self.done += steps
         self.bar.update(steps)
+
+    def finish(self) -> None:
+        """Fill the bar (work that took fewer steps than announced)."""
+        if self.done < self.total:
+            self.advance(self.total - self.done)
 
 
 def progress(total: int) -> Progress:
-    core("threads").configure()  # every working node starts here: torch/OpenCV pools sized to the free CPUs
+    threads.configure()  # every working node starts here: torch/OpenCV pools sized to the free CPUs
     return Progress(total)
 
 
@@ -214,22 +201,3 @@ class Chroma:
     def complete(self) -> bool:
         """True when every frame of the clip has colour."""
         return len(self.frames) == self.num_frames
-
-
-# --- the analysis (propagation) resolution --------------------------------------------------------
-# TODO(core): pipeline.VideoPipeline computes these privately (_sizes, _frames); a public
-# ``pipeline.analysis_shape`` / ``pipeline.analysis_l`` would let the nodes share them.
-
-def analysis_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(h, w) at which flow, cuts, propagation and deflicker run: short side ``short_side``
-    (never above the frame's own size), aspect kept, multiples of 8."""
-    h, w = working_size(height, width, short_side, 8, max_long_side=4 * short_side)
-    return min(height, h), min(width, w)
-
-
-def analysis_l(frames: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """RGB ``[B, 3, H, W]`` -> CIELAB L scaled to 0..255 as uint8 ``[B, h, w]`` (area filter),
-    the frames hueshift_core's keyframes/propagate/deflicker analyse."""
-    l_full, _ = frames_to_lab(frames)
-    l_small = F.interpolate(l_full, size=size, mode="area") if tuple(l_full.shape[-2:]) != size else l_full
-    return (l_small[:, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy()

@@ -6,27 +6,27 @@ import os
 
 import torch
 
+from ..hueshift_core.color import to_grey
 from ..hueshift_core.colorize import SampleOptions
 from ..hueshift_core.diffusion import Sampler
 from ..hueshift_core.errors import HueShiftError, VideoError
+from ..hueshift_core.keyframes import KeyframeOptions
+from ..hueshift_core.pipeline import MODES, PipelineOptions, colorize_video
 from ..hueshift_core.upscale import Upscale
+from ..hueshift_core.video import probe, read_frames
 from .color import SEED_MAX
 from .comfy_compat import VideoFromFile, io, ui
 from .common import (
     CATEGORY,
     LOG,
     MODEL,
-    core,
     frames_to_images,
-    grey_frames,
     list_input_videos,
     output_file,
     progress,
     resolve_input_file,
 )
 from .model import DEFAULT, HueShiftModel, load, model_path
-
-MODES = ("keyframes", "per-frame")  # hueshift_core.pipeline.MODES (not imported here: it loads PyAV)
 
 
 def _video_inputs() -> list:
@@ -46,7 +46,7 @@ def _source(video: str, path: str) -> str:
 def _check_source(video: str, path: str) -> bool | str:
     try:
         src = _source(video, path)
-        core("video").probe(src)
+        probe(src)
     except HueShiftError as err:
         return str(err)
     return True
@@ -121,16 +121,16 @@ class LoadVideoFrames(io.ComfyNode):
     def execute(cls, video: str, path: str, frame_cap: int, skip_first: int, every_nth: int, max_size: int,
                 grey: bool) -> io.NodeOutput:
         src = _source(video, path)
-        info = core("video").probe(src)
+        info = probe(src)
         left = max(1, -(-(info.frame_count - skip_first) // every_nth))
         count = min(left, frame_cap) if frame_cap else left
         _check_memory(info, count, max_size)
         bar = progress(count)
         batches = []
-        for batch in core("video").read_frames(src, 16, start=skip_first, max_frames=frame_cap or None,
+        for batch in read_frames(src, 16, start=skip_first, max_frames=frame_cap or None,
                                                every_nth=every_nth, max_side=max_size or None):
             frames = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-            batches.append(grey_frames(frames) if grey else frames)
+            batches.append(to_grey(frames) if grey else frames)
             bar.advance(len(batch))
         if not batches:
             raise VideoError(f"{os.path.basename(src)} has no frames after skipping {skip_first}: lower skip_first")
@@ -189,16 +189,15 @@ class ColorizeVideoFile(io.ComfyNode):
                 working_size: int, max_gap: int, deflicker: float, upscale: str, frame_cap: int,
                 model: HueShiftModel | None = None) -> io.NodeOutput:
         src = _source(video, path)
-        pipeline = core("pipeline")
-        info = core("video").probe(src)
+        info = probe(src)
         if model is None:
             model = load(model_path(DEFAULT))
-        options = pipeline.PipelineOptions(
+        options = PipelineOptions(
             mode=mode, sample=SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size),
-            keyframes=core("keyframes").KeyframeOptions(max_gap=max_gap), deflicker=deflicker, upscale=upscale)
+            keyframes=KeyframeOptions(max_gap=max_gap), deflicker=deflicker, upscale=upscale)
         dst, file, subfolder = output_file(filename_prefix, ".mp4")
         bar = progress(min(info.frame_count, frame_cap) if frame_cap else info.frame_count)
-        result = pipeline.colorize_video(src, dst, model.for_sampling(), options, progress=bar.advance,
+        result = colorize_video(src, dst, model.for_sampling(), options, progress=bar.advance,
                                          max_frames=frame_cap or None)
         text = (f"{result.frames} frames {result.width}x{result.height} in {result.seconds:.1f} s: {result.keyframes} "
                 f"keyframes, {result.shots} shot(s) -> {subfolder}/{file}")

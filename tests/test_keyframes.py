@@ -6,13 +6,14 @@
 import cv2
 import numpy as np
 import pytest
-
-from hueshift_core.errors import InputError
-from hueshift_core.keyframes import (CutDetector, KeyframeOptions, KeyframeSelector, detect_cuts, select_keyframes,
-                                     structure)
-from hueshift_core.propagate import compute_flow, flow_confidence, warp
-
 from conftest import shared_clips
+
+from hueshift_core.analysis import frame_l, to_prop
+from hueshift_core.errors import InputError
+from hueshift_core.keyframes import CutDetector, KeyframeOptions, KeyframeSelector, detect_cuts, structure
+from hueshift_core.pipeline import PipelineOptions
+from hueshift_core.propagate import compute_flow, flow_confidence, warp
+from hueshift_core.staged import plan_keyframes
 
 
 def texture(seed: int, h: int = 96, w: int = 160, sigma: float = 2.0) -> np.ndarray:
@@ -84,28 +85,35 @@ def test_min_shot_spacing():
     assert detect_cuts(np.stack(frames), KeyframeOptions(min_shot=1)) == [0, 5, 7]
 
 
+def _plan(l_frames, options):
+    """Keyframes of grey frames (uint8 L used as the grey level) as the pipeline and nodes choose them."""
+    rgb = np.repeat(np.asarray(l_frames)[..., None], 3, axis=-1)
+    return plan_keyframes(rgb, PipelineOptions(keyframes=options))
+
+
 def test_max_gap_and_motion_keyframes():
     frames = np.stack(shot(10, 60, dx=1))
-    plan = select_keyframes(frames, KeyframeOptions(max_gap=20))
-    assert plan.shot_starts == [0]
-    assert plan.keyframes == [0, 20, 40]
+    plan = _plan(frames, KeyframeOptions(max_gap=20))
+    assert plan.shot_starts == (0,)
+    assert plan.keyframes == (0, 20, 40)
     fast = np.stack(shot(11, 40, dx=6))  # 6 px/frame over 160 px: the view is replaced within ~27 frames
-    plan = select_keyframes(fast, KeyframeOptions(max_gap=1000, track_threshold=0.6))
+    plan = _plan(fast, KeyframeOptions(max_gap=1000, track_threshold=0.6))
     assert len(plan.keyframes) >= 2
     gaps = np.diff(plan.keyframes)
     assert gaps.min() >= KeyframeOptions().min_gap
     static = np.stack(shot(12, 30, dx=0))
-    assert select_keyframes(static, KeyframeOptions(max_gap=1000)).keyframes == [0]
+    assert _plan(static, KeyframeOptions(max_gap=1000)).keyframes == (0,)
 
 
 def test_every_cut_is_a_keyframe_and_streaming_matches_batch():
     frames = np.stack(shot(13, 15, dx=2) + shot(14, 25, dx=4) + shot(15, 10, dx=0))
     opts = KeyframeOptions(max_gap=12)
-    plan = select_keyframes(frames, opts)
-    assert plan.shot_starts == [0, 15, 40]
+    plan = _plan(frames, opts)
+    assert plan.shot_starts == (0, 15, 40)
     assert set(plan.shot_starts) <= set(plan.keyframes)
     # the streaming selector, fed the tracked share the way the pipeline does, makes the same decisions
     sel, conf, keys, starts = KeyframeSelector(opts), None, [], []
+    frames = np.stack([to_prop(frame_l(np.repeat(f[..., None], 3, -1))[0], f.shape) for f in frames])
     for i, l in enumerate(frames):
         cut = sel.cuts.push(l)
         tracked = None
@@ -119,14 +127,14 @@ def test_every_cut_is_a_keyframe_and_streaming_matches_batch():
             conf = np.ones(l.shape, np.float32)
         if d.cut:
             starts.append(i)
-    assert (keys, starts) == (plan.keyframes, plan.shot_starts)
+    assert (tuple(keys), tuple(starts)) == (plan.keyframes, plan.shot_starts)
 
 
 def test_bad_input():
     with pytest.raises(InputError, match="uint8"):
         detect_cuts(np.zeros((3, 8, 8), np.float32))
-    with pytest.raises(InputError, match=r"\[N, h, w\]"):
-        select_keyframes(np.zeros((0, 8, 8), np.uint8))
+    with pytest.raises(InputError, match="no frames"):
+        plan_keyframes(np.zeros((0, 8, 8, 3), np.uint8))
     with pytest.raises(InputError):
         CutDetector().push(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(InputError):

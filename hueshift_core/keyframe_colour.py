@@ -1,0 +1,124 @@
+"""Keyframe colour from the diffusion model, as the video path samples it.
+
+:class:`KeyframeColorizer` turns keyframes' uint8 L at the propagation resolution into ab there,
+sampled at the working resolution (:class:`~hueshift_core.analysis.Sizes`):
+
+* random draws are per shot: :meth:`~KeyframeColorizer.start_shot` seeds a generator from (seed, the
+  shot's first frame in the whole video; :func:`shot_generator`), so a shot's colours do not depend on
+  what came before it, and a run over a piece of a video that starts at a cut gives the frames a run
+  over the whole video gives (what :mod:`hueshift_core.cluster` relies on);
+* ``share_noise``: one noise tensor per shot, so the keyframes of a shot start from the same noise;
+* later keyframes of a shot start from the colour carried into them, re-noised to ``warm_start``
+  (SDEdit, Meng et al. 2022), so they agree with the earlier keyframes instead of choosing new colours.
+
+It is a ``colour`` source for :class:`~hueshift_core.segments.SegmentWalker` (call it with a frame, the
+colour carried into it and its confidence); :meth:`~KeyframeColorizer.sample` and :func:`to_prop`
+are the two halves the staged ComfyUI graph calls separately (chroma at the working resolution travels
+between nodes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .analysis import AnalysedFrame, Sizes, StageTimer
+from .checkpoint import ColorModel
+from .color import denormalize_ab, normalize_ab, normalize_l
+from .colorize import SampleOptions, make_noise, sample_ab
+from .diffusion import Callback
+
+
+def shot_generator(seed: int, start: int) -> torch.Generator:
+    """The random generator of the shot starting at frame ``start`` of a video (0-based, in the whole
+    video): seeded with ``seed`` itself for the first shot, and a hash of (seed, start) for later ones,
+    so a shot's colours do not depend on what came before it."""
+    if start == 0:
+        return torch.Generator().manual_seed(seed)
+    digest = hashlib.blake2b(f"hueshift-shot:{seed}:{start}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+
+
+def to_prop(ab_work: torch.Tensor, prop: tuple[int, int]) -> list[np.ndarray]:
+    """CIELAB ab ``[K, 2, h, w]`` at the working resolution -> K float32 arrays ``[H', W', 2]`` at the
+    propagation resolution ``prop`` (bicubic)."""
+    ab = F.interpolate(ab_work.float().cpu(), size=prop, mode="bicubic", align_corners=False)
+    return [a.permute(1, 2, 0).numpy().astype(np.float32) for a in ab]
+
+
+@dataclass
+class KeyframeStats:
+    # per later keyframe: mean |ab| (CIELAB) between its sampled colour and the colour carried into it
+    # from the keyframe before, over the pixels that still track (chained confidence > 0.5)
+    jumps: list[float] = field(default_factory=list)
+    chroma: list[float] = field(default_factory=list)  # mean |ab| of every sampled keyframe (wash-out check)
+    device: str = ""  # where diffusion ran
+
+
+class KeyframeColorizer:
+    """Keyframe colour (see the module docstring). ``sample``: :class:`SampleOptions`; ``warm_start`` in
+    (0, 1] (1 = every keyframe from scratch); ``first_frame``: index in the whole video of the first
+    frame this run sees (a piece of a longer video)."""
+
+    def __init__(self, model: ColorModel, sizes: Sizes, sample: SampleOptions = SampleOptions(), *,
+                 warm_start: float = 0.5, share_noise: bool = True, first_frame: int = 0,
+                 timer: StageTimer | None = None, callback: Callback | None = None) -> None:
+        self.model, self.sizes, self.options = model, sizes, sample
+        self.warm_start, self.share_noise, self.first_frame = warm_start, share_noise, int(first_frame)
+        self.timer = timer if timer is not None else StageTimer()
+        self.stats = KeyframeStats()
+        self.callback = callback  # told of every sampling step: callback(i, steps)
+        self.last: torch.Tensor | None = None  # the last sample() result, ab [K, 2, *work] on the CPU
+        self._gen = torch.Generator().manual_seed(sample.seed)
+        self._noise: torch.Tensor | None = None
+
+    def start_shot(self, frame: AnalysedFrame) -> None:
+        """A new shot starts at ``frame``: new noise, from the shot's own generator."""
+        self._noise = None
+        self._gen = shot_generator(self.options.seed, self.first_frame + frame.index)
+
+    def sample(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None) -> torch.Tensor:
+        """uint8 L ``[h, w]`` at the propagation resolution (K frames) -> CIELAB ab ``[K, 2, *work]`` float32
+        on the CPU. ``init`` (colour carried in, ab ``[h, w, 2]`` each) warm-starts the sampler when
+        ``warm_start < 1``."""
+        o, work = self.options, self.sizes.work
+        l = torch.from_numpy(np.stack(l_props)).float()[:, None] / 2.55
+        l_work = normalize_l(F.interpolate(l, size=work, mode="area"))
+        noise = None
+        if self.share_noise:
+            if self._noise is None:
+                self._noise = make_noise((1, 2, *work), self._gen)
+            noise = self._noise.expand(len(l_props), -1, -1, -1).contiguous()
+        warm = init is not None and self.warm_start < 1.0
+        init_ab = None
+        if warm:
+            ab0 = torch.from_numpy(np.stack(init)).permute(0, 3, 1, 2)
+            init_ab = normalize_ab(F.interpolate(ab0, size=work, mode="area"))
+        with self.timer("diffusion"):
+            ab = sample_ab(self.model, l_work, steps=o.steps, sampler=o.sampler, generator=self._gen, eta=o.eta,
+                           guidance=o.guidance, init_ab=init_ab, strength=self.warm_start if warm else 1.0,
+                           noise=noise, callback=self.callback)
+        self.stats.device = str(ab.device)
+        self.last = denormalize_ab(ab.float().cpu())
+        return self.last
+
+    def colour(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None,
+               conf: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """:meth:`sample`, then :func:`to_prop`: ab ``[h, w, 2]`` per frame at the propagation resolution.
+        Records each keyframe's chroma and, with ``init``, its jump from the carried colour."""
+        out = to_prop(self.sample(l_props, init), self.sizes.prop)
+        self.stats.chroma += [float(np.abs(a).mean()) for a in out]
+        if init is not None:
+            for new, old, c in zip(out, init, conf or [None] * len(out)):
+                mask = c > 0.5 if c is not None and (c > 0.5).any() else np.ones(new.shape[:2], bool)
+                self.stats.jumps.append(float(np.abs(new - old)[mask].mean()))
+        return out
+
+    def __call__(self, frame: AnalysedFrame, init: np.ndarray | None = None,
+                 conf: np.ndarray | None = None) -> np.ndarray:
+        """One keyframe as a ``colour`` source of :class:`~hueshift_core.segments.SegmentWalker`."""
+        return self.colour([frame.l_prop], None if init is None else [init], None if conf is None else [conf])[0]
