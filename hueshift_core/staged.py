@@ -28,7 +28,7 @@ from .checkpoint import ColorModel
 from .colorize import frames_to_lab, merge_to_rgb
 from .deflicker import Deflicker, deflicker
 from .errors import InputError
-from .keyframe_colour import to_prop
+from .keyframe_colour import KeyframeStats, to_prop
 from .keyframes import KeyframeSelector, detect_cuts
 from .pipeline import PipelineOptions
 from .segments import GivenColours, PlanDecisions, SegmentWalker, fill_segment
@@ -90,16 +90,20 @@ def plan_keyframes(frames: np.ndarray, options: PipelineOptions = PipelineOption
 
 @torch.no_grad()
 def colour_keyframes(model: ColorModel, frames: np.ndarray, plan: ClipPlan,
-                     options: PipelineOptions = PipelineOptions(), *, callback=None) -> torch.Tensor:
+                     options: PipelineOptions = PipelineOptions(), *, callback=None,
+                     stats: KeyframeStats | None = None) -> torch.Tensor:
     """Sample the colour of the plan's keyframes, in order, as the pipeline does (per-shot seeds, shared
     noise, later keyframes warm-started from the colour carried into them) -> ab ``[K, 2, *work]``
     for the K keyframes, at the working resolution of ``options.sample.short_side`` (the plan's
-    propagation resolution is kept). ``callback(i, steps)`` is told of every sampling step."""
+    propagation resolution is kept). ``callback(i, steps)`` is told of every sampling step; ``stats``, if
+    given, receives the keyframes' jumps and chroma as the pipeline records them."""
     plan.check(frames, "colour keyframes")
     work = options.sizes(*plan.sizes.full, model.info.config.multiple).work
     sizes = Sizes(plan.sizes.full, work, plan.sizes.prop)
     colorizer = options.keyframe_colorizer(model, sizes)
     colorizer.callback = callback
+    if stats is not None:
+        colorizer.stats = stats
     sampled: list[torch.Tensor] = []
 
     def colour(f, init, conf):
