@@ -38,6 +38,7 @@ video gives for that piece: what :mod:`hueshift_core.cluster` relies on to split
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import queue
 import threading
 import time
@@ -166,19 +167,20 @@ class VideoPipeline:
         self.colorizer = o.keyframe_colorizer(self.model, self.sizes, first_frame=self.first_frame, timer=self.timer)
 
     def _frames(self, batches: Iterator[np.ndarray], flow: bool = True) -> Iterator[AnalysedFrame]:
-        """Decoded RGB batches -> analysed frames (the stages are set up from the first frame's size)."""
+        """Decoded RGB batches -> analysed frames; the stages are set up from the first frame's size."""
         it = iter(batches)
-        while True:
-            with self.timer("decode"):
-                batch = next(it, None)
-            if batch is None:
-                return
-            check_batch(batch)
-            for rgb in batch:
-                if self._analyser is None:
-                    self._start(*rgb.shape[:2], flow=flow)
-                yield self._analyser.push(rgb)
-                self.stats.colour_input = self._analyser.colour_input
+        with self.timer("decode"):
+            first = next(it, None)
+        if first is None:
+            return
+        check_batch(first)
+        if len(first) == 0:  # an empty batch: look at the next one
+            yield from self._frames(it, flow)
+            return
+        self._start(*first.shape[1:3], flow=flow)
+        for f in self._analyser.frames(itertools.chain([first], it)):
+            yield f
+            self.stats.colour_input = self._analyser.colour_input
 
     def scan(self, batches: Iterator[np.ndarray]) -> tuple[list[int], int]:
         """The cheap first pass: (shot starts, frame count) of a stream of uint8 RGB batches, exactly
