@@ -16,6 +16,7 @@ import torch
 
 from ..hueshift_core import staged, threads
 from ..hueshift_core.color import is_grey
+from ..hueshift_core.colorize import check_frames
 from ..hueshift_core.errors import InputError, VideoError
 from .comfy_compat import ProgressBar, folder_paths, io, model_management
 
@@ -50,8 +51,9 @@ def frames_to_images(frames: torch.Tensor) -> torch.Tensor:
 
 def images_to_u8(images: torch.Tensor, name: str = "images") -> np.ndarray:
     """ComfyUI IMAGE ``[B, H, W, C]`` in [0, 1] -> uint8 RGB ``[B, H, W, 3]``, what the video stages read
-    (frames loaded from 8-bit video come back exactly)."""
-    return staged.images_to_u8(images_to_frames(images, name).permute(0, 2, 3, 1))
+    (frames loaded from 8-bit video come back exactly). NaN/infinite values and values outside [0, 1] are
+    refused with an :class:`InputError` that says what to fix."""
+    return staged.images_to_u8(check_frames(images_to_frames(images, name), name).permute(0, 2, 3, 1))
 
 
 def colour_note(images: torch.Tensor, node: str) -> str | None:
