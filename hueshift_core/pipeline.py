@@ -61,10 +61,10 @@ from .keyframes import KeyframeOptions, KeyframeSelector
 from .segments import SegmentWalker, fill_segment
 from .sequence import SequenceWriter, check_sequence_output, is_pattern, is_sequence, probe_sequence, read_sequence
 from .upscale import Upscale, upscale_merge_u8
-from .video import VideoWriter, check_writable, probe, read_frames
+from .video import VideoInfo, VideoWriter, check_writable, probe, read_frames
 
-__all__ = ["MODES", "PipelineOptions", "PipelineStats", "VideoPipeline", "VideoResult", "colorize_video",
-           "shot_generator"]
+__all__ = ["MODES", "PipelineOptions", "PipelineStats", "VideoPipeline", "VideoResult", "check_video_io",
+           "colorize_video", "shot_generator"]
 
 MODES = ("keyframes", "per-frame")
 CHUNK_PIXELS = 2_000_000  # full-resolution pixels upscaled, converted and yielded at once (~5 frames of 854x480)
@@ -278,10 +278,29 @@ class VideoResult:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
+def check_video_io(src: str | Path, dst: str | Path, fps: float | Fraction | None = None) -> VideoInfo:
+    """What :func:`colorize_video` checks before any work: the input probed (a video file, or a frame
+    sequence played at ``fps``, default 24; ``fps`` is refused for a video file) and the output writable (a
+    video file or a ``%06d.png`` pattern; never the input itself). Returns the input's :class:`VideoInfo`;
+    raises :class:`~hueshift_core.errors.HueShiftError` with what to fix."""
+    if is_sequence(src):
+        info = probe_sequence(src, fps)
+    else:
+        if fps is not None:
+            raise InputError("a frame rate (fps) is for a frame-sequence input (a folder or scans/%06d.png); "
+                             "a video file keeps its own rate")
+        info = probe(src)
+    if is_pattern(dst):
+        check_sequence_output(dst, [src])
+    else:
+        check_writable(dst, [src])  # also refuses dst == src (by inode), before any work
+    return info
+
+
 def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | Path | None = None,
                    options: PipelineOptions = PipelineOptions(), *, device: str = "cpu",
                    progress: Callable[[int], None] | None = None, max_frames: int | None = None,
-                   fps: float | Fraction | None = None) -> VideoResult:
+                   fps: float | Fraction | None = None, info: VideoInfo | None = None) -> VideoResult:
     """Colorize the video ``src`` into ``dst``: H.264 mp4 of the same size, frame count and frame
     rate, with ``src``'s audio track when it has one.
 
@@ -294,24 +313,17 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
     ``progress(n)`` is called with the number of frames finished since the last call.
     Decoding (one batch ahead) and encoding run on their own threads, overlapped with the pipeline.
     Raises :class:`~hueshift_core.errors.HueShiftError` on bad input, before any work when it can.
+    ``info``: what :func:`check_video_io` returned for this ``src`` and ``dst`` (a caller that checked first,
+    e.g. before loading the model); None = check here.
     """
     t0 = time.perf_counter()
     if not isinstance(options, PipelineOptions):
         raise InputError(f"options must be a PipelineOptions, got {type(options).__name__}")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
         raise InputError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
+    if info is None:
+        info = check_video_io(src, dst, fps)
     src_seq, dst_seq = is_sequence(src), is_pattern(dst)
-    if src_seq:
-        info = probe_sequence(src, fps)
-    else:
-        if fps is not None:
-            raise InputError("a frame rate (fps) is for a frame-sequence input (a folder or scans/%06d.png); "
-                             "a video file keeps its own rate")
-        info = probe(src)
-    if dst_seq:
-        check_sequence_output(dst, [src])
-    else:
-        check_writable(dst, [src])  # also refuses dst == src (by inode), before any work
     if not isinstance(model, ColorModel):
         model = get_model(model, device)
     pipe = VideoPipeline(model, options)

@@ -11,7 +11,7 @@ from ..hueshift_core.colorize import SampleOptions
 from ..hueshift_core.diffusion import Sampler
 from ..hueshift_core.errors import HueShiftError, VideoError
 from ..hueshift_core.keyframes import KeyframeOptions
-from ..hueshift_core.pipeline import MODES, PipelineOptions, colorize_video
+from ..hueshift_core.pipeline import MODES, PipelineOptions, check_video_io, colorize_video
 from ..hueshift_core.upscale import Upscale
 from ..hueshift_core.video import probe, read_frames
 from .color import SEED_MAX
@@ -189,16 +189,16 @@ class ColorizeVideoFile(io.ComfyNode):
                 working_size: int, max_gap: int, deflicker: float, upscale: str, frame_cap: int,
                 model: HueShiftModel | None = None) -> io.NodeOutput:
         src = _source(video, path)
-        info = probe(src)
         if model is None:
             model = load(model_path(DEFAULT))
         options = PipelineOptions(
             mode=mode, sample=SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size),
             keyframes=KeyframeOptions(max_gap=max_gap), deflicker=deflicker, upscale=upscale)
         dst, file, subfolder = output_file(filename_prefix, ".mp4")
+        info = check_video_io(src, dst)
         bar = progress(min(info.frame_count, frame_cap) if frame_cap else info.frame_count)
         result = colorize_video(src, dst, model.for_sampling(), options, progress=bar.advance,
-                                         max_frames=frame_cap or None)
+                                         max_frames=frame_cap or None, info=info)
         text = (f"{result.frames} frames {result.width}x{result.height} in {result.seconds:.1f} s: {result.keyframes} "
                 f"keyframes, {result.shots} shot(s) -> {subfolder}/{file}")
         if result.colour_input:

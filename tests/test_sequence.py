@@ -106,7 +106,7 @@ def test_sequence_options_refused_before_work(tmp_path, tiny_model_path, capsys,
         w.write(frames)
     assert cli.main(["colorize", str(video), "-o", str(tmp_path / "o.mp4"), "--fps", "30",
                      "--model", str(tiny_model_path)]) == 2
-    assert "--fps is for a frame-sequence input" in capsys.readouterr().err
+    assert "is for a frame-sequence input" in capsys.readouterr().err
 
 
 def test_read_sequence_refuses_a_size_change(tmp_path):

@@ -6,14 +6,12 @@ import argparse
 import sys
 
 from .. import threads
-from .image import add_model_arguments
 from ..colorize import SampleOptions, get_model, guidance_scale, resolve_device
 from ..diffusion import Sampler
 from ..errors import InputError
 from ..keyframes import KeyframeOptions
-from ..pipeline import MODES, PipelineOptions, colorize_video
-from ..sequence import check_sequence_output, is_pattern, is_sequence, probe_sequence
-from ..video import check_writable, probe
+from ..pipeline import MODES, PipelineOptions, check_video_io, colorize_video
+from .image import add_model_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,18 +57,7 @@ def run(args: argparse.Namespace) -> int:
         deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
     )
     device = resolve_device(args.device)
-    # fail fast on a bad input or output, before loading the model
-    if is_sequence(args.input):
-        info = probe_sequence(args.input, args.fps)
-    elif args.fps is not None:
-        raise InputError("--fps is for a frame-sequence input (a folder or scans/%06d.png); a video file keeps "
-                         "its own frame rate")
-    else:
-        info = probe(args.input)
-    if is_pattern(args.output):
-        check_sequence_output(args.output, [args.input])
-    else:
-        check_writable(args.output, [args.input])
+    info = check_video_io(args.input, args.output, args.fps)  # fail fast, before loading the model
     threads.configure(args.threads)
     model = get_model(args.model, device)
     guidance_scale(model, args.guidance)  # a model not trained for guidance: refused before the work
@@ -83,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = colorize_video(args.input, args.output, model, options, device=str(device),
                                 progress=bar.update if bar is not None else None, max_frames=args.max_frames,
-                                fps=info.fps if is_sequence(args.input) else None)
+                                fps=args.fps, info=info)
     finally:
         if bar is not None:
             bar.close()
