@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from common import machine  # benchmarks/common.py
 
-from hueshift_core.colorize import get_model, guidance_scale, sample_ab
+from hueshift_core.model.checkpoint import get_model
+from hueshift_core.model.sampling import guidance_scale, sample_ab
 
 
 def main() -> None:

@@ -62,7 +62,7 @@ def worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(1)
         n = 1
 
-    from hueshift_core.colorize import get_model
+    from hueshift_core.model.checkpoint import get_model
     from hueshift_core.pipeline import colorize_video
 
     model = get_model(None, "cpu")

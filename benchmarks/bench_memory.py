@@ -24,7 +24,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from common import machine  # benchmarks/common.py
 
 from hueshift_core.video import VideoWriter, probe
@@ -61,7 +60,7 @@ def cached_video(cache: Path, seconds: float, w: int, h: int) -> tuple[Path, flo
 
 CHILD = """
 import json, resource, sys, time
-from hueshift_core.colorize import get_model
+from hueshift_core.model.checkpoint import get_model
 from hueshift_core.pipeline import colorize_video
 model = get_model(sys.argv[3] if len(sys.argv) > 3 else None)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

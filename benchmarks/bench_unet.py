@@ -17,9 +17,9 @@ import time
 import torch
 from common import machine  # benchmarks/common.py
 
-from hueshift_core.checkpoint import load_model, resolve_model_path
-from hueshift_core.colorize import sample_ab
-from hueshift_core.unet import ColorUNet, UNetConfig, count_parameters
+from hueshift_core.model.checkpoint import load_model, resolve_model_path
+from hueshift_core.model.sampling import sample_ab
+from hueshift_core.model.unet import ColorUNet, UNetConfig, count_parameters
 
 ORIGINAL = UNetConfig(base_channels=384, channel_mults=(1, 1, 1, 1), num_res_blocks=2,
                       attention_levels=(0, 1, 2, 3), head_channels=64, groups=32)

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from hueshift_core import threads
-from hueshift_core.colorize import get_model
 from hueshift_core.evaluation import grey_like
+from hueshift_core.model.checkpoint import get_model
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline
 from hueshift_core.video import read_frames
 

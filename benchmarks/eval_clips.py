@@ -21,9 +21,9 @@ import numpy as np
 from common import machine  # benchmarks/common.py
 
 from hueshift_core import threads
-from hueshift_core.colorize import get_model, guidance_scale
-from hueshift_core.evaluation import evaluate
-from hueshift_core.evaluation import grey_like
+from hueshift_core.evaluation import evaluate, grey_like
+from hueshift_core.model.checkpoint import get_model
+from hueshift_core.model.sampling import guidance_scale
 from hueshift_core.pipeline import PipelineOptions
 from hueshift_core.video import read_frames
 

@@ -28,9 +28,11 @@ import torch
 from common import machine  # benchmarks/common.py
 
 from hueshift_core import threads
-from hueshift_core.colorize import SampleOptions, colorize_frames, get_model, guidance_scale
-from hueshift_core.training import group_of
 from hueshift_core.evaluation import colourfulness, grey_like, mean_ciede2000
+from hueshift_core.images import colorize_frames
+from hueshift_core.model.checkpoint import get_model
+from hueshift_core.model.sampling import SampleOptions, guidance_scale
+from hueshift_core.training import group_of
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "train-05.zip"
 

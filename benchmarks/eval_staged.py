@@ -21,9 +21,9 @@ import numpy as np
 from common import machine  # benchmarks/common.py
 
 from hueshift_core import staged, threads
-from hueshift_core.colorize import get_model
 from hueshift_core.evaluation.accumulators import VideoMetrics
 from hueshift_core.keyframe_colour import KeyframeStats
+from hueshift_core.model.checkpoint import get_model
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline
 from hueshift_core.video import read_frames
 

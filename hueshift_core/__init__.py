@@ -12,12 +12,13 @@ import importlib
 # Everything is imported on first use: `import hueshift_core` (and the `hueshift` command's start-up)
 # loads no torch, PyAV or OpenCV until a name below is asked for.
 _NAMES = {
-    "checkpoint": ("ColorModel", "ModelInfo", "default_model_path", "load_model", "save_checkpoint"),
-    "colorize": ("SampleOptions", "colorize_frames", "colorize_image", "get_model", "sample_ab", "working_size"),
-    "diffusion": ("Prediction", "Sampler", "Schedule"),
+    "model.checkpoint": ("ColorModel", "ModelInfo", "default_model_path", "get_model", "load_model", "save_checkpoint"),
+    "model.sampling": ("SampleOptions", "sample_ab", "working_size"),
+    "images": ("colorize_frames", "colorize_image"),
+    "model.diffusion": ("Prediction", "Sampler", "Schedule"),
     "errors": ("CheckpointError", "HueShiftError", "InputError", "VideoError"),
-    "unet": ("ColorUNet", "UNetConfig"),
-    "upscale": ("Upscale", "upscale_ab"),
+    "model.unet": ("ColorUNet", "UNetConfig"),
+    "model.upscale": ("Upscale", "upscale_ab"),
     "pipeline": ("colorize_video", "VideoPipeline", "PipelineOptions"),  # pulls in PyAV and OpenCV's flow
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names}

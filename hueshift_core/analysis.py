@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .color import GREY_THRESHOLD
-from .colorize import SampleOptions, working_size
 from .errors import InputError, VideoError
+from .model.color import GREY_THRESHOLD
+from .model.sampling import SampleOptions, working_size
 from .propagate import compute_flow, flow_confidence
 
 # L of the grey sRGB value v (R = G = B = v), by OpenCV's float conversion of v / 255: frame_l's table

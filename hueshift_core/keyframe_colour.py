@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from .analysis import AnalysedFrame, Sizes, StageTimer
-from .checkpoint import ColorModel
-from .color import denormalize_ab, normalize_ab, normalize_l
-from .colorize import SampleOptions, make_noise, sample_ab
-from .diffusion import Callback
+from .model.checkpoint import ColorModel
+from .model.color import denormalize_ab, normalize_ab, normalize_l
+from .model.diffusion import Callback
+from .model.sampling import SampleOptions, make_noise, sample_ab
 
 
 def shot_generator(seed: int, start: int) -> torch.Generator:

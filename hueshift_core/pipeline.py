@@ -16,7 +16,7 @@ resolution*, by default twice the model's working resolution, e.g. 128x224 for 8
    temporal distance and confidence (:func:`~hueshift_core.propagate.blend`);
 6. deflicker along the flow (:mod:`~hueshift_core.deflicker`), restarted at cuts;
 7. chroma upscaled to full resolution guided by the full-resolution L
-   (:mod:`~hueshift_core.upscale`), merged with that L, to RGB.
+   (:mod:`~hueshift_core.model.upscale`), merged with that L, to RGB.
 
 Memory: a segment (a keyframe and the frames up to the next one, <= ``max_gap`` + 1 frames) is
 held at the propagation resolution plus its full-resolution L as float16; ``max_segment_mb``
@@ -52,15 +52,15 @@ import numpy as np
 import torch
 
 from .analysis import AnalysedFrame, FrameAnalyser, Sizes, StageTimer, check_batch
-from .checkpoint import ColorModel
-from .colorize import SampleOptions, get_model
 from .deflicker import Deflicker
 from .errors import InputError
 from .keyframe_colour import KeyframeColorizer, shot_generator
 from .keyframes import KeyframeOptions, KeyframeSelector
+from .model.checkpoint import ColorModel, get_model
+from .model.sampling import SampleOptions
+from .model.upscale import Upscale, upscale_merge_u8
 from .segments import SegmentWalker, fill_segment
 from .sequence import SequenceWriter, check_sequence_output, is_pattern, is_sequence, probe_sequence, read_sequence
-from .upscale import Upscale, upscale_merge_u8
 from .video import VideoInfo, VideoWriter, check_writable, probe, read_frames
 
 __all__ = ["MODES", "PipelineOptions", "PipelineStats", "VideoPipeline", "VideoResult", "check_video_io",
@@ -132,7 +132,7 @@ class VideoPipeline:
     :class:`~hueshift_core.segments.SegmentWalker` with a
     :class:`~hueshift_core.keyframes.KeyframeSelector` and a
     :class:`~hueshift_core.keyframe_colour.KeyframeColorizer`, :func:`~hueshift_core.segments.fill_segment`,
-    :class:`~hueshift_core.deflicker.Deflicker` and :func:`~hueshift_core.upscale.upscale_merge_u8`.
+    :class:`~hueshift_core.deflicker.Deflicker` and :func:`~hueshift_core.model.upscale.upscale_merge_u8`.
 
     ``first_frame``: the index in the whole video of the first frame given (a piece of a longer
     video that starts at one of its cuts); it seeds each shot's random draws (:func:`shot_generator`)."""

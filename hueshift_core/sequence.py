@@ -72,7 +72,7 @@ def sequence_files(path: str | os.PathLike) -> list[Path]:
 
 
 def _read(path: Path) -> np.ndarray:
-    from .cli.image import read_image  # the photo reader: EXIF, 16-bit, bombs refused
+    from .images import read_image  # the photo reader: EXIF, 16-bit, bombs refused
 
     img = read_image(path)
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img

@@ -3,7 +3,7 @@
 Each function composes the very objects the streaming :class:`~hueshift_core.pipeline.VideoPipeline`
 composes (:class:`~hueshift_core.analysis.FrameAnalyser`, :class:`~hueshift_core.segments.SegmentWalker`,
 :class:`~hueshift_core.keyframe_colour.KeyframeColorizer`, :func:`~hueshift_core.segments.fill_segment`,
-:class:`~hueshift_core.deflicker.Deflicker`, :func:`~hueshift_core.upscale.upscale_merge_u8`), so for
+:class:`~hueshift_core.deflicker.Deflicker`, :func:`~hueshift_core.model.upscale.upscale_merge_u8`), so for
 the same clip, seed and options the chain
 
     plan_keyframes -> colour_keyframes -> propagate_keyframes -> finish_frames
@@ -24,15 +24,15 @@ import numpy as np
 import torch
 
 from .analysis import FrameAnalyser, PlanCuts, Sizes, check_batch, frame_l
-from .checkpoint import ColorModel
-from .colorize import frames_to_lab, merge_to_rgb
 from .deflicker import Deflicker, deflicker
 from .errors import InputError
+from .images import frames_to_lab, merge_to_rgb
 from .keyframe_colour import KeyframeStats, to_prop
 from .keyframes import KeyframeSelector, detect_cuts
+from .model.checkpoint import ColorModel
+from .model.upscale import Upscale, upscale_merge_u8
 from .pipeline import PipelineOptions
 from .segments import GivenColours, PlanDecisions, SegmentWalker, fill_segment
-from .upscale import Upscale, upscale_merge_u8
 
 Tick = Callable[[int], None]  # told of every n frames done
 

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ..hueshift_core import staged, threads
-from ..hueshift_core.color import is_grey
-from ..hueshift_core.colorize import check_frames
 from ..hueshift_core.errors import InputError, VideoError
+from ..hueshift_core.images import check_frames
+from ..hueshift_core.model.color import is_grey
 from .comfy_compat import ProgressBar, folder_paths, io, model_management
 
 CATEGORY = "HueShift"
@@ -57,7 +57,7 @@ def images_to_u8(images: torch.Tensor, name: str = "images") -> np.ndarray:
 
 
 def colour_note(images: torch.Tensor, node: str) -> str | None:
-    """If the IMAGE batch has colour (:func:`hueshift_core.color.is_grey` says no), log that only its
+    """If the IMAGE batch has colour (:func:`hueshift_core.model.color.is_grey` says no), log that only its
     lightness is used and return that message."""
     if images.shape[-1] < 3 or is_grey(images[..., :3].permute(0, 3, 1, 2).float()):
         return None

@@ -14,8 +14,8 @@ import os
 import weakref
 from dataclasses import dataclass
 
-from ..hueshift_core.checkpoint import ColorModel, default_model_path, load_model
 from ..hueshift_core.errors import CheckpointError
+from ..hueshift_core.model.checkpoint import ColorModel, default_model_path, load_model
 from .comfy_compat import ModelPatcher, folder_paths, io, model_management
 from .common import CATEGORY, MODEL, PRECISIONS, device_and_dtype
 

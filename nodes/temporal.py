@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from ..hueshift_core import staged
-from ..hueshift_core.colorize import SampleOptions
 from ..hueshift_core.errors import InputError
 from ..hueshift_core.keyframes import KeyframeOptions
+from ..hueshift_core.model.sampling import SampleOptions
 from ..hueshift_core.pipeline import PipelineOptions
 from .comfy_compat import io, ui
 from .common import CATEGORY, CHROMA, KEYFRAMES, Chroma, frames_to_images, images_to_frames, images_to_u8, progress

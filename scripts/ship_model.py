@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from hueshift_core.checkpoint import load_model, save_checkpoint
+from hueshift_core.model.checkpoint import load_model, save_checkpoint
 
 
 def main() -> int:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from hueshift_core.checkpoint import ModelInfo, save_checkpoint
-from hueshift_core.diffusion import Prediction, Schedule
-from hueshift_core.unet import ColorUNet, UNetConfig
+from hueshift_core.model.checkpoint import ModelInfo, save_checkpoint
+from hueshift_core.model.diffusion import Prediction, Schedule
+from hueshift_core.model.unet import ColorUNet, UNetConfig
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

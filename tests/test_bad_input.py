@@ -30,10 +30,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from hueshift_core import cli, outputs
-from hueshift_core.colorize import SampleOptions, colorize_frames, colorize_image, get_model, upscale_merge
 from hueshift_core.errors import HueShiftError, InputError, VideoError
+from hueshift_core.images import colorize_frames, colorize_image, upscale_merge
+from hueshift_core.model.checkpoint import get_model
+from hueshift_core.model.sampling import SampleOptions
+from hueshift_core.model.upscale import upscale_ab
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline, colorize_video
-from hueshift_core.upscale import upscale_ab
 from hueshift_core.video import VideoWriter, probe, read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -708,7 +710,7 @@ def pack(comfy_standins, tiny_model_path):
         spec.loader.exec_module(module)
         color = importlib.import_module(f"{PACK}.nodes.color")
         errors = importlib.import_module(f"{PACK}.hueshift_core.errors")
-        model = importlib.import_module(f"{PACK}.hueshift_core.checkpoint").load_model(tiny_model_path)
+        model = importlib.import_module(f"{PACK}.hueshift_core.model.checkpoint").load_model(tiny_model_path)
 
         class Held:  # what the model loader hands on: the model to sample with
             def for_sampling(self):

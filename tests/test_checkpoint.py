@@ -4,15 +4,20 @@ import struct
 
 import pytest
 import torch
+from conftest import TINY
 from safetensors.torch import save_file
 
-from hueshift_core.checkpoint import (ModelInfo, default_model_path, load_model, read_info, resolve_model_path,
-                                      save_checkpoint)
-from hueshift_core.diffusion import Prediction, Schedule
 from hueshift_core.errors import CheckpointError
-from hueshift_core.unet import ColorUNet
-
-from conftest import TINY
+from hueshift_core.model.checkpoint import (
+    ModelInfo,
+    default_model_path,
+    load_model,
+    read_info,
+    resolve_model_path,
+    save_checkpoint,
+)
+from hueshift_core.model.diffusion import Prediction, Schedule
+from hueshift_core.model.unet import ColorUNet
 
 
 def _info(**prov):

@@ -24,9 +24,10 @@ import numpy as np
 import pytest
 import torch
 
-from hueshift_core.cluster import MANIFEST, PARTS, Worker, batches, frames_with_pts, colorize_many, group_shots
-from hueshift_core.colorize import SampleOptions, get_model
+from hueshift_core.cluster import MANIFEST, PARTS, Worker, batches, colorize_many, frames_with_pts, group_shots
 from hueshift_core.errors import InputError
+from hueshift_core.model.checkpoint import get_model
+from hueshift_core.model.sampling import SampleOptions
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline, colorize_video
 from hueshift_core.video import read_frames
 

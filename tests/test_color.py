@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from hueshift_core import color
 from hueshift_core.errors import InputError
+from hueshift_core.model import color
 
 
 def _random_rgb(n=4, h=16, w=24, seed=0, dtype=torch.float32):

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from hueshift_core import diffusion as D
 from hueshift_core.errors import InputError
+from hueshift_core.model import diffusion as D
 
 MU, S = 0.3, 0.5
 

@@ -10,8 +10,10 @@ import pytest
 
 from hueshift_core import cli
 from hueshift_core.cli import image as cli_image
-from hueshift_core.colorize import SampleOptions, colorize_image, get_model
-from hueshift_core.diffusion import Sampler
+from hueshift_core.images import colorize_image
+from hueshift_core.model.checkpoint import get_model
+from hueshift_core.model.diffusion import Sampler
+from hueshift_core.model.sampling import SampleOptions
 
 
 def _photos(n: int, h: int, w: int, seed: int = 0) -> list[np.ndarray]:

@@ -286,7 +286,7 @@ def test_one_image_colorized(tiny_model, nodes, bars):
     (out,), _ = run(nodes["HueShiftLABUpscale"], images=img, chroma=chroma, method="guided")
     assert out.shape == (1, 24, 40, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
     assert 0 <= float(out.min()) and float(out.max()) <= 1
-    color = pack_module("hueshift_core.color")
+    color = pack_module("hueshift_core.model.color")
     l_in = color.rgb_to_l(img.permute(0, 3, 1, 2))
     l_out = color.rgb_to_l(out.permute(0, 3, 1, 2))
     assert (l_in - l_out).abs().mean() < 4  # L kept, up to sRGB gamut clipping of a random model's colours
@@ -337,7 +337,7 @@ def test_the_staged_pipeline(tiny_model, nodes, bars):
     assert torch.equal(steady.ab[0], chroma.ab[0]) and not torch.equal(steady.ab, chroma.ab)  # shot start unfiltered
     (colour,), _ = run(nodes["HueShiftLABUpscale"], images=img, chroma=steady, method="guided")
     assert colour.shape == (6, 32, 48, 3) and colour.dtype == torch.float32
-    color = pack_module("hueshift_core.color")
+    color = pack_module("hueshift_core.model.color")
     l_in, l_out = (color.rgb_to_l(x.permute(0, 3, 1, 2)) for x in (img, colour))
     assert (l_in - l_out).abs().mean() < 4  # lightness kept, up to gamut clipping of a random model's colours
     assert [b.current for b in bars] == [6, 6, 6, 6, 6]  # per frame; DDPM Colorize per sampling step, filled
@@ -349,7 +349,7 @@ def test_deflicker_node_steadies_any_colour_clip(tiny_model, nodes, bars):
     (steady,), _ = run(nodes["HueShiftDeflicker"], images=img, strength=0.5, keyframes=kf)
     assert steady.shape == img.shape and steady.dtype == torch.float32
     assert torch.allclose(steady[0], img[0], atol=2 / 255)  # the first frame of a shot is not filtered
-    color = pack_module("hueshift_core.color")
+    color = pack_module("hueshift_core.model.color")
     l_in, l_out = (color.rgb_to_l(x.permute(0, 3, 1, 2)) for x in (img, steady))
     assert (l_in - l_out).abs().mean() < 1.0  # lightness kept
     (same,), _ = run(nodes["HueShiftDeflicker"], images=img, strength=0.0)  # cuts found from the frames
@@ -365,7 +365,7 @@ def test_staged_graph_gives_the_pipelines_colours_on_a_real_clip(tiny_model, nod
     clip = ROOT / "workflows" / "input" / "hueshift_example.mp4"  # a real grey clip, 16 frames 320x180
     frames = np.concatenate(list(pack_module("hueshift_core.video").read_frames(str(clip))))
     img = torch.from_numpy(frames).float() / 255.0
-    options = core.PipelineOptions(sample=pack_module("hueshift_core.colorize").SampleOptions(steps=4, seed=7),
+    options = core.PipelineOptions(sample=pack_module("hueshift_core.model.sampling").SampleOptions(steps=4, seed=7),
                                    keyframes=pack_module("hueshift_core.keyframes").KeyframeOptions(max_gap=5))
     want = np.concatenate(list(core.VideoPipeline(tiny_model.model, options).run(iter([frames]))))
     plan = nodes["HueShiftKeyframeSelect"].execute(images=img, max_gap=5, cut_threshold=0.35, track_threshold=0.3,
@@ -375,7 +375,7 @@ def test_staged_graph_gives_the_pipelines_colours_on_a_real_clip(tiny_model, nod
                                                  batch_size=8, working_size=64, keyframes=plan).args[0]
     chroma = nodes["HueShiftPropagate"].execute(images=img, keyframes=plan, chroma=keys, deflicker=0.5).args[0]
     got = nodes["HueShiftLABUpscale"].execute(images=img, chroma=chroma, method="guided").args[0]
-    color = pack_module("hueshift_core.color")
+    color = pack_module("hueshift_core.model.color")
     ab_want = color.rgb_to_lab(torch.from_numpy(want).permute(0, 3, 1, 2).float() / 255.0)[:, 1:]
     ab_got = color.rgb_to_lab(got.permute(0, 3, 1, 2))[:, 1:]
     assert float((ab_want - ab_got).abs().mean()) <= 0.5
@@ -478,8 +478,8 @@ def test_load_video_frames(clip, nodes, bars):
     assert grey.shape == (3, 24, 32, 3) and count == 3 and fps == 6.0
     assert (grey.amax(-1) - grey.amin(-1)).max() < 2 / 255  # grey: equal channels
     ref = torch.nn.functional.interpolate(img[[2, 4, 6]].permute(0, 3, 1, 2), size=(24, 32), mode="area")
-    ref_l = pack_module("hueshift_core.color").rgb_to_l(ref)
-    assert (pack_module("hueshift_core.color").rgb_to_l(grey.permute(0, 3, 1, 2)) - ref_l).abs().mean() < 1.5
+    ref_l = pack_module("hueshift_core.model.color").rgb_to_l(ref)
+    assert (pack_module("hueshift_core.model.color").rgb_to_l(grey.permute(0, 3, 1, 2)) - ref_l).abs().mean() < 1.5
     assert "3 frames, 32x24" in text.value
     with pytest.raises(errors().VideoError, match="no frames after skipping"):
         load.execute(video=clip, path="", frame_cap=0, skip_first=50, every_nth=1, max_size=0, grey=True)
@@ -521,7 +521,7 @@ def test_node_defaults_are_the_libraries_defaults(nodes):
 
     kf = pack_module("hueshift_core.keyframes").KeyframeOptions()
     pipe = pack_module("hueshift_core.pipeline").PipelineOptions()
-    sample = pack_module("hueshift_core.colorize").SampleOptions()
+    sample = pack_module("hueshift_core.model.sampling").SampleOptions()
     d = defaults("HueShiftKeyframeSelect")
     assert (d["max_gap"], d["cut_threshold"], d["track_threshold"]) == (kf.max_gap, kf.cut_threshold, kf.track_threshold)
     d = defaults("HueShiftColorizeVideoFile")

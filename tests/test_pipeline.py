@@ -15,9 +15,10 @@ import torch
 from conftest import shared_clips
 
 from hueshift_core import colorize_video
-from hueshift_core.colorize import SampleOptions, get_model
 from hueshift_core.errors import HueShiftError, InputError, VideoError
 from hueshift_core.keyframes import KeyframeOptions
+from hueshift_core.model.checkpoint import get_model
+from hueshift_core.model.sampling import SampleOptions
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline
 from hueshift_core.video import VideoWriter, count_frames, probe, read_frames
 

@@ -7,16 +7,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from hueshift_core.checkpoint import ModelInfo, load_model, read_info, save_checkpoint
-from hueshift_core.colorize import SampleOptions, colorize_frames, guidance_scale, sample_ab
-from hueshift_core.training import SceneMix, Source, group_of, load_scene_mix
-from hueshift_core.diffusion import NULL_COND, Guided, Prediction, Schedule
-from hueshift_core.errors import CheckpointError, InputError
-from hueshift_core.training import main as train_main
-from hueshift_core.unet import ColorUNet
-
 from conftest import TINY
+
+from hueshift_core.errors import CheckpointError, InputError
+from hueshift_core.images import colorize_frames
+from hueshift_core.model.checkpoint import ModelInfo, load_model, read_info, save_checkpoint
+from hueshift_core.model.diffusion import NULL_COND, Guided, Prediction, Schedule
+from hueshift_core.model.sampling import SampleOptions, guidance_scale, sample_ab
+from hueshift_core.model.unet import ColorUNet
+from hueshift_core.training import SceneMix, Source, group_of, load_scene_mix
+from hueshift_core.training import main as train_main
 
 
 def _img(rng, h, w):
@@ -113,8 +113,8 @@ def test_guidance_scale_stored_bounded_and_used(cfg_model_path, tiny_model_path,
     with pytest.raises(InputError):
         SampleOptions(guidance=-1)
     # a file claiming an absurd scale is refused at load
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
     with safe_open(str(cfg_model_path), "pt") as f:
         meta = dict(f.metadata())
     bad = tmp_path / "bad.safetensors"

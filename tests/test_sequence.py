@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from hueshift_core import cli
-from hueshift_core.colorize import SampleOptions, get_model
 from hueshift_core.errors import InputError
+from hueshift_core.model.checkpoint import get_model
+from hueshift_core.model.sampling import SampleOptions
 from hueshift_core.pipeline import PipelineOptions, VideoPipeline, colorize_video
 from hueshift_core.sequence import is_pattern, is_sequence, probe_sequence, read_sequence, sequence_files
 from hueshift_core.video import probe, read_frames

@@ -8,15 +8,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from safetensors import safe_open
 
-from hueshift_core.checkpoint import load_model
-from hueshift_core.training import load_images
 from hueshift_core.errors import CheckpointError, InputError
-from hueshift_core.training import TrainConfig, Trainer
-from hueshift_core.unet import ColorUNet
-
-from conftest import TINY
+from hueshift_core.model.checkpoint import load_model
+from hueshift_core.model.unet import ColorUNet
+from hueshift_core.training import TrainConfig, Trainer, load_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +126,7 @@ def test_resume_from_other_config_refused(shard, tmp_path):
     data = load_images([shard])
     tr = _trainer(data, tmp_path / "a", steps=1)
     tr.fit(progress=False)
-    from hueshift_core.unet import UNetConfig
+    from hueshift_core.model.unet import UNetConfig
     other_cfg = UNetConfig(**{**TINY.__dict__, "base_channels": 24})
     net = ColorUNet(other_cfg)
     other = Trainer(net, data, torch.optim.AdamW(net.parameters()), tr.cfg, out_dir=tmp_path / "c")

@@ -1,10 +1,9 @@
 import pytest
 import torch
+from conftest import TINY
 
 from hueshift_core.errors import CheckpointError, InputError
-from hueshift_core.unet import ColorUNet, UNetConfig, count_parameters
-
-from conftest import TINY
+from hueshift_core.model.unet import ColorUNet, UNetConfig, count_parameters
 
 
 @pytest.mark.parametrize("hw", [(64, 64), (64, 112), (8, 8), (24, 40)])

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from hueshift_core.errors import InputError
-from hueshift_core.upscale import upscale_ab, upscale_bicubic, upscale_guided
+from hueshift_core.model.upscale import upscale_ab, upscale_bicubic, upscale_guided
 
 
 def _scene(h=96, w=160):

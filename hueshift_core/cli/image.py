@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import struct
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -15,14 +14,22 @@ import cv2
 import numpy as np
 import torch
 
-from ..color import denormalize_ab, is_grey
-from ..colorize import (SampleOptions, colorize_image, downsample_l, frames_to_lab, get_model, guidance_scale,
-                       image_to_tensor, make_noise, resolve_device, sample_ab, tensor_to_image, upscale_merge,
-                       working_size)
-from ..diffusion import Sampler
 from ..errors import HueShiftError, InputError
-from ..outputs import atomic_write_bytes, check_input_file, check_output
-from ..upscale import Upscale
+from ..images import (
+    colorize_image,
+    downsample_l,
+    frames_to_lab,
+    image_to_tensor,
+    read_image,
+    tensor_to_image,
+    upscale_merge,
+)
+from ..model.checkpoint import get_model, resolve_device
+from ..model.color import denormalize_ab, is_grey
+from ..model.diffusion import Sampler
+from ..model.sampling import SampleOptions, guidance_scale, make_noise, sample_ab, working_size
+from ..model.upscale import Upscale
+from ..outputs import atomic_write_bytes, check_output
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,74 +58,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what is written, by extension
-MAX_PIXELS = 8192 * 8192  # larger images (or headers that claim to be: decompression bombs) are refused
-
-
-def _header_size(data: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, BMP or GIF header, without decoding; None if not found."""
-    b = data[:65536].tobytes()
-    if b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) >= 24:
-        return struct.unpack(">II", b[16:24])
-    if b[:2] == b"BM" and len(b) >= 26:
-        w, h = struct.unpack("<ii", b[18:26])
-        return abs(w), abs(h)
-    if b[:4] == b"GIF8" and len(b) >= 10:
-        return struct.unpack("<HH", b[6:10])
-    if b[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 <= len(b):
-            if b[i] != 0xFF:
-                i += 1
-                continue
-            marker = b[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                i += 1 if marker == 0xFF else 2
-                continue
-            length = struct.unpack(">H", b[i + 2:i + 4])[0]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                h, w = struct.unpack(">HH", b[i + 5:i + 9])
-                return w, h
-            i += 2 + length
-    return None
-
-
-def read_image(path: Path) -> np.ndarray:
-    """An image file -> uint8 RGB ``[H, W, 3]`` or grey ``[H, W]``, upright (EXIF orientation applied)."""
-    path = check_input_file(path, "image")
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as err:
-        raise InputError(f"cannot read image {path}: {err.strerror or err}") from None
-    size = _header_size(data)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise InputError(f"{path} claims to be {size[0]}x{size[1]} pixels: images above {MAX_PIXELS // 10**6} "
-                         "megapixels are refused (a damaged or hostile file?); downscale it first")
-    try:
-        # ANYCOLOR|ANYDEPTH (not UNCHANGED): EXIF orientation is applied, as viewers show the photo
-        img = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
-    except cv2.error:
-        img = None
-    if img is None:
-        raise InputError(f"{path} is not a readable image (PNG, JPEG, BMP, WebP, TIFF): it is damaged, cut "
-                         "short or another kind of file")
-    if img.size == 0 or img.shape[0] * img.shape[1] > MAX_PIXELS:
-        raise InputError(f"{path} is {img.shape[1]}x{img.shape[0]} pixels: give 1 to {MAX_PIXELS // 10**6} "
-                         "megapixels")
-    if img.dtype != np.uint8:
-        img = img.astype(np.float64)
-        if not np.isfinite(img).all():
-            raise InputError(f"{path} holds NaN or infinite pixel values: it cannot be shown as an image")
-        top = 65535.0 if data.dtype == np.uint16 or img.max() > 255 else max(1.0, float(img.max()))
-        img = (np.clip(img, 0, None) / top * 255).clip(0, 255).round().astype(np.uint8)
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., :3]
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return img
-
-
 def check_image_output(path: Path, inputs: list[Path]) -> Path:
     """Everything about an output image checkable before sampling: extension, name, folder, not an input."""
     check_output(path, inputs=inputs, suffixes=[s for s in IMAGE_SUFFIXES if cv2.haveImageWriter("x" + s)],
@@ -246,7 +185,7 @@ def colorize_batch(images: list[np.ndarray], model, options: SampleOptions = Sam
     """Colorize same-size uint8 images (``[H, W]`` or ``[H, W, 3]``) in one model batch -> uint8 RGB each.
 
     Every image starts from the noise it would get alone (``options.seed``), so with ddim (eta 0) or
-    dpmpp_2m the colours equal :func:`~hueshift_core.colorize.colorize_image`'s within float rounding;
+    dpmpp_2m the colours equal :func:`~hueshift_core.images.colorize_image`'s within float rounding;
     other samplers colorize one image at a time."""
     if len(images) == 1 or not _batchable(options):
         return [colorize_image(im, model, options=options, upscale=upscale) for im in images]

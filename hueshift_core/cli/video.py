@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from .. import threads
-from ..colorize import SampleOptions, get_model, guidance_scale, resolve_device
-from ..diffusion import Sampler
 from ..errors import InputError
 from ..keyframes import KeyframeOptions
+from ..model.checkpoint import get_model, resolve_device
+from ..model.diffusion import Sampler
+from ..model.sampling import SampleOptions, guidance_scale
 from ..pipeline import MODES, PipelineOptions, check_video_io, colorize_video
 from .image import add_model_arguments
 

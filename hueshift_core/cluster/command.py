@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import argparse
 import logging
 import sys
@@ -13,10 +11,10 @@ from pathlib import Path
 import cv2
 import torch
 
-from ..colorize import SampleOptions
-from ..diffusion import Sampler
 from ..errors import InputError
 from ..keyframes import KeyframeOptions
+from ..model.diffusion import Sampler
+from ..model.sampling import SampleOptions
 from ..pipeline import MODES, PipelineOptions
 from .inputs import MANIFEST
 from .job import colorize_many

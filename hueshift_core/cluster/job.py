@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import logging
@@ -20,8 +18,8 @@ import torch
 
 from .. import sequence as _sequence
 from .. import video as _video
-from ..colorize import resolve_model_path
 from ..errors import HueShiftError, InputError, VideoError
+from ..model.checkpoint import resolve_model_path
 from ..outputs import atomic_write_bytes
 from ..pipeline import MODES, PipelineOptions
 from ..video import probe

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import logging
 import os
 import time
@@ -19,8 +17,8 @@ import torch
 
 from .. import sequence as _sequence
 from .. import video as _video
-from ..colorize import get_model
 from ..errors import HueShiftError, VideoError
+from ..model.checkpoint import get_model
 from ..pipeline import PipelineOptions, VideoPipeline, colorize_video
 from ..video import VideoWriter, probe
 from .inputs import sequence_frames

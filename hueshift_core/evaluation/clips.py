@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import ColorModel
 from ..cli.image import add_model_arguments
-from ..colorize import SampleOptions, get_model, guidance_scale, resolve_device
-from ..diffusion import Sampler
 from ..errors import HueShiftError, InputError
 from ..keyframes import KeyframeOptions
-from ..pipeline import MODES, PipelineOptions, VideoPipeline
+from ..model.checkpoint import ColorModel, get_model, resolve_device
+from ..model.diffusion import Sampler
+from ..model.sampling import SampleOptions, guidance_scale
 from ..outputs import atomic_write_bytes, check_output, same_file
+from ..pipeline import MODES, PipelineOptions, VideoPipeline
 from ..video import VideoWriter, check_writable, is_grey_video, probe, read_frames
 from .accumulators import VideoMetrics
 

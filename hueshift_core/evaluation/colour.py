@@ -12,8 +12,8 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from ..color import SRGB_TO_XYZ, srgb_decode, srgb_encode, to_grey
 from ..errors import InputError
+from ..model.color import SRGB_TO_XYZ, srgb_decode, srgb_encode, to_grey
 
 U8Frame = NDArray[np.uint8]
 FloatArray = NDArray[np.floating]
@@ -98,7 +98,7 @@ def grey_like(frame: U8Frame) -> U8Frame:
 
     ``frame``: uint8 ``[H, W, 3]`` sRGB. Returns uint8 ``[H, W, 3]`` with R = G = B (the neutral
     grey of the same lightness): what a colourizer that adds no colour would output. This is
-    :func:`hueshift_core.color.to_grey` (the one grey conversion) with the frame checks of this package.
+    :func:`hueshift_core.model.color.to_grey` (the one grey conversion) with the frame checks of this package.
     """
     return to_grey(check_frame(frame))
 

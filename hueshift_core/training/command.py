@@ -14,13 +14,12 @@ import torch
 import torch.distributed as dist
 
 from .. import threads
+from ..errors import HueShiftError, InputError
+from ..model.diffusion import Prediction, Schedule
+from ..model.unet import ColorUNet, UNetConfig, count_parameters
+from .config import TrainConfig
 from .data import load_images
 from .scenes import DEFAULT_BUCKETS, load_scene_mix
-from ..diffusion import Prediction, Schedule
-from ..errors import HueShiftError, InputError
-from ..unet import ColorUNet, UNetConfig, count_parameters
-
-from .config import TrainConfig
 from .trainer import Trainer, _rank, _world, prepare_out_dir
 
 
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if args.device:
-        from ..colorize import resolve_device
+        from ..model.checkpoint import resolve_device
 
         try:
             device = resolve_device(args.device)
@@ -158,7 +157,7 @@ def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
     config = UNetConfig.from_json(args.config) if args.config else UNetConfig()
     net = ColorUNet(config)
     if args.init:
-        from ..checkpoint import load_model
+        from ..model.checkpoint import load_model
 
         init = load_model(args.init)
         if init.info.config != config:

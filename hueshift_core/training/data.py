@@ -22,8 +22,13 @@ import cv2
 import numpy as np
 import torch
 
-from ..color import is_grey, normalize_ab, normalize_l, rgb_to_lab  # is_grey at GREY_THRESHOLD: how the shipped data set was filtered
 from ..errors import InputError
+from ..model.color import (  # is_grey at GREY_THRESHOLD: how the shipped data set was filtered
+    is_grey,
+    normalize_ab,
+    normalize_l,
+    rgb_to_lab,
+)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}

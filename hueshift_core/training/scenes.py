@@ -11,11 +11,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..color import is_grey
 from ..errors import InputError
-
+from ..model.color import is_grey
 from .data import ImageSet, _decode, _expand, _iter_zip
-
 
 # ---- scene-level training: mixed sources, aspect-ratio buckets, random scale -------------------
 

@@ -27,15 +27,14 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 from torch.utils.data import DistributedSampler
 
-from ..checkpoint import ModelInfo, load_state, save_checkpoint
+from ..errors import CheckpointError, InputError
+from ..model.checkpoint import ModelInfo, load_state, save_checkpoint
+from ..model.diffusion import NULL_COND, Prediction, Schedule, make_schedule, training_loss
+from ..model.unet import ColorUNet, UNetConfig
+from ..outputs import atomic_output
+from .config import TrainConfig, lr_at
 from .data import ImageSet, batch_to_model_space
 from .scenes import SceneMix
-from ..diffusion import NULL_COND, Prediction, Schedule, make_schedule, training_loss
-from ..errors import CheckpointError, InputError
-from ..outputs import atomic_output
-from ..unet import ColorUNet, UNetConfig
-
-from .config import TrainConfig, lr_at
 
 
 def _rank() -> int:
@@ -213,9 +212,10 @@ class Trainer:
     @torch.no_grad()
     def sample_grid(self, path: Path, n: int = 8, steps: int = 25) -> None:
         """PNG rows of grey | model (EMA, DDIM) | truth for the first ``n`` held-out images."""
-        from ..color import denormalize_ab, denormalize_l, lab_to_rgb
-        from ..diffusion import Denoiser, sample_ddim, space_timesteps
         import cv2
+
+        from ..model.color import denormalize_ab, denormalize_l, lab_to_rgb
+        from ..model.diffusion import Denoiser, sample_ddim, space_timesteps
 
         source = self.val if self.val is not None and len(self.val) else self.data
         l, ab = self._to_model(source.images[:n], augment=False)

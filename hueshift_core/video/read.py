@@ -15,8 +15,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .. import threads
-from ..color import GREY_THRESHOLD, is_grey
 from ..errors import InputError, VideoError
+from ..model.color import GREY_THRESHOLD, is_grey
 from .colour import frame_to_rgb
 from .container import check_readable, decode_packets, open_video, truncated_message, video_stream
 from .probe import probe

@@ -20,7 +20,7 @@ import torch
 from kornia.color import lab_to_rgb as _kornia_lab_to_rgb
 from kornia.color import rgb_to_lab as _kornia_rgb_to_lab
 
-from .errors import InputError
+from ..errors import InputError
 
 L_SCALE = 50.0
 AB_SCALE = 110.0

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from .color import lab_to_rgb, lab_to_rgb_u8
-from .errors import InputError
 
 
 class Upscale(str, enum.Enum):

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 
 class Schedule(str, enum.Enum):

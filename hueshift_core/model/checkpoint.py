@@ -25,9 +25,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..errors import CheckpointError, InputError
+from ..outputs import atomic_output
 from .diffusion import Prediction, Schedule, make_schedule
-from .errors import CheckpointError
-from .outputs import atomic_output
 from .unet import ColorUNet, UNetConfig
 
 FORMAT_VERSION = "1"
@@ -204,14 +204,36 @@ def load_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[s
     return tensors, meta
 
 
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device`` as a torch.device this machine has, or one clear :class:`InputError`."""
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        try:
+            dev = torch.device("cpu" if device is None else str(device))
+        except (RuntimeError, ValueError, TypeError):
+            raise InputError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r}: no CUDA GPU is available here (torch {torch.__version__} sees "
+                             "none); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"numbered from 0")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError(f"device {device!r}: Apple's MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise InputError(f"unsupported device {device!r}: use cpu, cuda, cuda:N or mps")
+    return dev
+
+
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
                dtype: torch.dtype = torch.float32) -> ColorModel:
     """Load a HueShift checkpoint into an eval-mode :class:`ColorModel` on ``device``."""
     if not isinstance(path, (str, os.PathLike)):
         raise CheckpointError(f"model must be a path to a .safetensors file, got {path!r}")
     path = Path(path)
-    from .colorize import resolve_device
-
     device = resolve_device(device)
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise CheckpointError(f"dtype must be torch.float32, float16 or bfloat16, got {dtype}")
@@ -247,7 +269,7 @@ DEFAULT_MODEL_NAME = "hueshift-v2.safetensors"
 
 def default_model_path() -> Path:
     """The model shipped inside the package (``hueshift_core/weights``)."""
-    return Path(__file__).resolve().parent / "weights" / DEFAULT_MODEL_NAME
+    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_MODEL_NAME
 
 
 def resolve_model_path(path: str | os.PathLike | None) -> Path:
@@ -261,3 +283,16 @@ def resolve_model_path(path: str | os.PathLike | None) -> Path:
             "HueShift .safetensors checkpoint (or reinstall the package)"
         )
     return p
+
+
+_MODEL_CACHE: dict[tuple[str, str, torch.dtype], ColorModel] = {}
+
+
+def get_model(path: str | Path | None = None, device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32) -> ColorModel:
+    """Load (once per process) the model at ``path``, or the shipped default."""
+    p = resolve_model_path(path).resolve()
+    key = (str(p), str(resolve_device(device)), dtype)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = load_model(p, device, dtype)
+    return _MODEL_CACHE[key]

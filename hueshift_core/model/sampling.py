@@ -1,0 +1,156 @@
+"""Sampling colour from the model: normalised ab for normalised L at the working resolution.
+
+* :class:`SampleOptions` — how keyframe colour is sampled (steps, sampler, seed, working size, ...);
+* :func:`working_size` — the model's resolution for a frame, keeping its aspect ratio;
+* :func:`guidance_scale` — the classifier-free guidance scale a model is sampled with;
+* :func:`sample_ab` — diffusion sampling of normalised ab for normalised L (batched),
+  from noise or, SDEdit-style (Meng et al. 2022), from a partly re-noised initial colour.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .checkpoint import ColorModel
+from .diffusion import SAMPLERS, Callback, Denoiser, Guided, Sampler, q_sample, sample_ddim, space_timesteps
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """How keyframe colour is sampled."""
+
+    steps: int = 25
+    sampler: Sampler = Sampler.DDIM
+    eta: float = 0.0
+    seed: int = 0
+    short_side: int = 64  # working resolution: the short side, in pixels (multiple of 8)
+    max_long_side: int = 256
+    batch_size: int = 8
+    guidance: float | None = None  # classifier-free guidance scale; None = the model's own default
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "seed", "short_side", "max_long_side", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise InputError(f"{name} must be an integer, got {value!r}")
+        if self.guidance is not None and not (isinstance(self.guidance, (int, float)) and math.isfinite(self.guidance)
+                                              and 0.0 <= self.guidance <= 20.0):
+            raise InputError(f"guidance scale must be in [0, 20], got {self.guidance}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise InputError(f"steps must be 1 to {MAX_STEPS}, got {self.steps}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed must be 0 to 2**64 - 1, got {self.seed}")
+        if self.short_side < 8 or self.short_side % 8 or self.short_side > 1024:
+            raise InputError(f"working short side must be a multiple of 8 from 8 to 1024, got {self.short_side}")
+        if not 8 <= self.max_long_side <= 4096:
+            raise InputError(f"max_long_side must be 8 to 4096, got {self.max_long_side}")
+        if not 1 <= self.batch_size <= 4096:
+            raise InputError(f"batch size must be 1 to 4096, got {self.batch_size}")
+        if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta >= 0):
+            raise InputError(f"eta must be a finite number >= 0, got {self.eta}")
+        try:
+            object.__setattr__(self, "sampler", Sampler(self.sampler))
+        except ValueError:
+            raise InputError(f"sampler must be one of {[m.value for m in Sampler]}, got {self.sampler!r}") from None
+
+
+MAX_STEPS = 10_000
+MAX_SEED = 2**64 - 1
+
+
+def working_size(height: int, width: int, short_side: int = 64, multiple: int = 8,
+                 max_long_side: int = 256) -> tuple[int, int]:
+    """(h, w) for the model: short side ``short_side``, aspect ratio kept, both multiples of
+    ``multiple``, long side capped at ``max_long_side``. 480x854 -> (64, 112)."""
+    if height < 1 or width < 1:
+        raise InputError(f"frame size must be positive, got {height}x{width}")
+    scale = short_side / min(height, width)
+    if max(height, width) * scale > max_long_side:
+        scale = max_long_side / max(height, width)
+    h = max(multiple, int(round(height * scale / multiple)) * multiple)
+    w = max(multiple, int(round(width * scale / multiple)) * multiple)
+    return h, w
+
+
+class _Cast:
+    """Runs a (possibly half-precision) network on float32 sampler state."""
+
+    def __init__(self, net: torch.nn.Module, dtype: torch.dtype) -> None:
+        self.net, self.dtype = net, dtype
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.net(x.to(self.dtype), t, cond.to(self.dtype)).float()
+
+
+def guidance_scale(model: ColorModel, requested: float | None = None) -> float:
+    """The guidance scale to sample ``model`` with: ``requested``, else the model's default, else 1.
+
+    A model trained without dropping L (``info.guidance is None``, e.g. hueshift-v1) has no
+    unconditional mode, so any scale but 1 is refused.
+    """
+    if requested is None:
+        return 1.0 if model.info.guidance is None else float(model.info.guidance)
+    if not (math.isfinite(requested) and 0.0 <= requested <= 20.0):
+        raise InputError(f"guidance scale must be in [0, 20], got {requested}")
+    if model.info.guidance is None and requested != 1.0:
+        raise InputError(f"model {Path(model.path).name or '(in memory)'} was not trained for classifier-free "
+                         f"guidance: use guidance 1 (or a model that supports it, such as the default)")
+    return float(requested)
+
+
+def make_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise drawn on the CPU (so a seed gives the same result on any device)."""
+    return torch.randn(shape, generator=generator, dtype=torch.float32)
+
+
+@torch.no_grad()
+def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 25, sampler: Sampler | str = Sampler.DDIM,
+              generator: torch.Generator, eta: float = 0.0, init_ab: torch.Tensor | None = None,
+              strength: float = 1.0, noise: torch.Tensor | None = None,
+              callback: Callback | None = None, guidance: float | None = None) -> torch.Tensor:
+    """Sample normalised ab ``[B, 2, h, w]`` (about [-1, 1]) for normalised L ``[B, 1, h, w]`` in [-1, 1].
+
+    ``init_ab`` with ``strength < 1`` starts from that colour noised to timestep
+    ``strength * (T - 1)`` (SDEdit), running about ``steps * strength`` steps: later
+    keyframes keep what earlier ones chose unless the model disagrees. ``noise``
+    ``[B, 2, h, w]`` replaces the drawn noise (share it across frames for steadier colour).
+    ``guidance`` is the classifier-free guidance scale (None: the model's default,
+    :func:`guidance_scale`); a scale other than 1 doubles the network evaluations.
+    """
+    if l_norm.dim() != 4 or l_norm.shape[1] != 1:
+        raise InputError(f"L must be [B, 1, h, w], got {tuple(l_norm.shape)}")
+    if not 0.0 < strength <= 1.0:
+        raise InputError(f"strength must be in (0, 1], got {strength}")
+    multiple = model.info.config.multiple
+    if l_norm.shape[-2] % multiple or l_norm.shape[-1] % multiple:
+        raise InputError(f"working size {tuple(l_norm.shape[-2:])} must be a multiple of {multiple}")
+    device = model.device
+    scale = guidance_scale(model, guidance)
+    net = _Cast(model.net, model.dtype)
+    denoiser = Denoiser(Guided(net, scale) if scale != 1.0 else net, model.alphas_cumprod, model.info.prediction)
+    T = denoiser.num_timesteps
+    shape = (l_norm.shape[0], 2, *l_norm.shape[-2:])
+    if noise is None:
+        noise = make_noise(shape, generator)
+    elif tuple(noise.shape) != shape:
+        raise InputError(f"noise must be {shape}, got {tuple(noise.shape)}")
+    noise = noise.to(device)
+    cond = l_norm.to(device=device, dtype=torch.float32)
+    if init_ab is not None and strength < 1.0:
+        t_start = max(1, int(round(strength * (T - 1))))
+        n = max(2, int(math.ceil(steps * strength)))
+        timesteps = torch.unique_consecutive(
+            torch.linspace(t_start, 0, min(n, t_start + 1), dtype=torch.float64).round().long())
+        x = q_sample(denoiser.alphas_cumprod, init_ab.to(device, torch.float32), timesteps[:1].expand(shape[0]), noise)
+    else:
+        timesteps = space_timesteps(T, steps)
+        x = noise
+    if Sampler(sampler) is Sampler.DDIM:
+        return sample_ddim(denoiser, x, timesteps, cond=cond, generator=generator, callback=callback, eta=eta)
+    return SAMPLERS[Sampler(sampler)](denoiser, x, timesteps, cond=cond, generator=generator, callback=callback)
