@@ -63,7 +63,7 @@ def worker(args: argparse.Namespace) -> None:
         n = 1
 
     from hueshift_core.model.checkpoint import get_model
-    from hueshift_core.pipeline import colorize_video
+    from hueshift_core.video.files import colorize_video
 
     model = get_model(None, "cpu")
     with tempfile.TemporaryDirectory() as tmp:

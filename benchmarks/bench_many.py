@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from hueshift_core.cluster import colorize_many  # noqa: E402
-from hueshift_core.pipeline import PipelineOptions, colorize_video  # noqa: E402
 from hueshift_core.video import VideoWriter  # noqa: E402
+from hueshift_core.video.files import colorize_video  # noqa: E402
+from hueshift_core.video.pipeline import PipelineOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT.parent / "shared" / "data" / "clips"

@@ -61,7 +61,7 @@ def cached_video(cache: Path, seconds: float, w: int, h: int) -> tuple[Path, flo
 CHILD = """
 import json, resource, sys, time
 from hueshift_core.model.checkpoint import get_model
-from hueshift_core.pipeline import colorize_video
+from hueshift_core.video.files import colorize_video
 model = get_model(sys.argv[3] if len(sys.argv) > 3 else None)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()

@@ -63,7 +63,7 @@ def main() -> None:
         print(f"  {label:40s} CPU {1000 * cpu[name] / n:6.2f} ms/frame   wall {1000 * wall[name] / n:6.2f} ms/frame")
     print(f"  difference: max {diff.max()} level(s), {100 * (diff > 0).mean():.4f} % of values differ")
     # L of grey frames: the old conversion against VideoPipeline._lab's table (pipeline._GREY_L)
-    from hueshift_core.pipeline import _GREY_L
+    from hueshift_core.video.analysis import _GREY_L
 
     grey = [np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for f in rgb]
     cpu = {"old": 0.0, "new": 0.0}

@@ -35,7 +35,8 @@ from common import machine  # noqa: E402 — benchmarks/common.py imports torch
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.sampling import SampleOptions  # noqa: E402
 from hueshift_core.model.upscale import Upscale  # noqa: E402
-from hueshift_core.pipeline import MODES, PipelineOptions, colorize_video  # noqa: E402
+from hueshift_core.video.files import colorize_video  # noqa: E402
+from hueshift_core.video.pipeline import MODES, PipelineOptions  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 

@@ -20,8 +20,8 @@ import numpy as np
 from hueshift_core import threads
 from hueshift_core.evaluation import grey_like
 from hueshift_core.model.checkpoint import get_model
-from hueshift_core.pipeline import PipelineOptions, VideoPipeline
 from hueshift_core.video import read_frames
+from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 

@@ -24,8 +24,8 @@ from hueshift_core import threads
 from hueshift_core.evaluation import evaluate, grey_like
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.sampling import guidance_scale
-from hueshift_core.pipeline import PipelineOptions
 from hueshift_core.video import read_frames
+from hueshift_core.video.pipeline import PipelineOptions
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 CONFIGS = {

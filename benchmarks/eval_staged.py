@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from common import machine  # benchmarks/common.py
 
-from hueshift_core import staged, threads
+from hueshift_core import threads
 from hueshift_core.evaluation.accumulators import VideoMetrics
-from hueshift_core.keyframe_colour import KeyframeStats
 from hueshift_core.model.checkpoint import get_model
-from hueshift_core.pipeline import PipelineOptions, VideoPipeline
-from hueshift_core.video import read_frames
+from hueshift_core.video import read_frames, staged
+from hueshift_core.video.keyframe_colour import KeyframeStats
+from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 KEYS = ("ciede2000", "colourfulness_ratio", "cdc", "warp_error")

@@ -19,7 +19,8 @@ _NAMES = {
     "errors": ("CheckpointError", "HueShiftError", "InputError", "VideoError"),
     "model.unet": ("ColorUNet", "UNetConfig"),
     "model.upscale": ("Upscale", "upscale_ab"),
-    "pipeline": ("colorize_video", "VideoPipeline", "PipelineOptions"),  # pulls in PyAV and OpenCV's flow
+    "video.files": ("colorize_video",),  # these pull in PyAV and OpenCV's flow
+    "video.pipeline": ("VideoPipeline", "PipelineOptions"),
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names}
 

@@ -4,7 +4,8 @@ The stages, each a pure function over tensors:
 
 * :func:`frames_to_lab` / :func:`downsample_l` / :func:`merge_to_rgb` — RGB to L and ab, L to the model's
   working size, L and ab back to RGB (:func:`check_frames` refuses NaN and 0-255 frames);
-* :func:`sample_frames_ab` — each frame's colour at the working size (:func:`~hueshift_core.model.sampling.sample_ab`);
+* :func:`sample_frames_ab` — each frame's colour at the working size
+  (:func:`~hueshift_core.model.sampling.sample_ab`);
 * :func:`upscale_merge` — that colour upscaled guided by the full-resolution L, merged with it;
 * :func:`colorize_frames` — full-resolution RGB frames in, colorized RGB frames out;
 * :func:`colorize_image` — one image (numpy, any size, grey or colour) in and out;

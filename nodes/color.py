@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ..hueshift_core import staged
 from ..hueshift_core.errors import InputError
 from ..hueshift_core.images import sample_frames_ab
 from ..hueshift_core.model.diffusion import Sampler
 from ..hueshift_core.model.sampling import SampleOptions
 from ..hueshift_core.model.upscale import Upscale
-from ..hueshift_core.pipeline import PipelineOptions
+from ..hueshift_core.video import staged
+from ..hueshift_core.video.pipeline import PipelineOptions
 from .comfy_compat import io, ui
 from .common import (
     CATEGORY,

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..hueshift_core import staged, threads
+from ..hueshift_core import threads
 from ..hueshift_core.errors import InputError, VideoError
 from ..hueshift_core.images import check_frames
 from ..hueshift_core.model.color import is_grey
+from ..hueshift_core.video import staged
 from .comfy_compat import ProgressBar, folder_paths, io, model_management
 
 CATEGORY = "HueShift"

@@ -1,6 +1,6 @@
 """Across frames: HueShiftKeyframeSelect, HueShiftPropagate, HueShiftDeflicker.
 
-Adapters over hueshift_core.staged, which composes the streaming pipeline's own stages over a clip
+Adapters over hueshift_core.video.staged, which composes the streaming pipeline's own stages over a clip
 in memory: Keyframe Select -> DDPM Colorize -> Propagate -> LAB Upscale gives the colours
 HueShift Colorize Video File (and ``hueshift colorize``) gives for the same clip, seed and settings.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from ..hueshift_core import staged
 from ..hueshift_core.errors import InputError
-from ..hueshift_core.keyframes import KeyframeOptions
 from ..hueshift_core.model.sampling import SampleOptions
-from ..hueshift_core.pipeline import PipelineOptions
+from ..hueshift_core.video import staged
+from ..hueshift_core.video.keyframes import KeyframeOptions
+from ..hueshift_core.video.pipeline import PipelineOptions
 from .comfy_compat import io, ui
 from .common import CATEGORY, CHROMA, KEYFRAMES, Chroma, frames_to_images, images_to_frames, images_to_u8, progress
 

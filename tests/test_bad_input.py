@@ -35,8 +35,9 @@ from hueshift_core.images import colorize_frames, colorize_image, upscale_merge
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.sampling import SampleOptions
 from hueshift_core.model.upscale import upscale_ab
-from hueshift_core.pipeline import PipelineOptions, VideoPipeline, colorize_video
 from hueshift_core.video import VideoWriter, probe, read_frames
+from hueshift_core.video.files import colorize_video
+from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ["--steps", "2"]

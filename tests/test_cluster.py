@@ -28,8 +28,9 @@ from hueshift_core.cluster import MANIFEST, PARTS, Worker, batches, colorize_man
 from hueshift_core.errors import InputError
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.sampling import SampleOptions
-from hueshift_core.pipeline import PipelineOptions, VideoPipeline, colorize_video
 from hueshift_core.video import read_frames
+from hueshift_core.video.files import colorize_video
+from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 
 FAST = PipelineOptions(sample=SampleOptions(steps=2))
 
@@ -278,7 +279,7 @@ def test_without_ray_installed_one_clear_error(clips, tiny_model_path, tmp_path,
 
 
 def test_core_never_imports_ray():
-    code = ("import sys, hueshift_core, hueshift_core.pipeline, hueshift_core.cluster, hueshift_core.cli as c; "
+    code = ("import sys, hueshift_core, hueshift_core.video.files, hueshift_core.cluster, hueshift_core.cli as c; "
             "c.build_parser(); assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
-from hueshift_core.deflicker import Deflicker, deflicker
-from hueshift_core.errors import InputError
-
 from test_keyframes import shot, texture
+
+from hueshift_core.errors import InputError
+from hueshift_core.video.deflicker import Deflicker, deflicker
 
 
 def flickering(n=30, seed=0, sigma=8.0):

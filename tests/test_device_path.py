@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from hueshift_core.analysis import frame_l
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.color import lab_to_rgb_u8
 from hueshift_core.model.sampling import SampleOptions
-from hueshift_core.pipeline import PipelineOptions, VideoPipeline
+from hueshift_core.video.analysis import frame_l
+from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 
 OPTS = PipelineOptions(sample=SampleOptions(steps=2))
 

@@ -10,8 +10,8 @@ from test_pipeline import synthetic
 from hueshift_core.evaluation import VideoMetrics, evaluate, grey_like
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.sampling import SampleOptions
-from hueshift_core.pipeline import PipelineOptions
 from hueshift_core.video import read_frames
+from hueshift_core.video.pipeline import PipelineOptions
 
 
 def test_report_has_all_numbers_and_baselines(tmp_path, tiny_model_path):

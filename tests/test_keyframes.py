@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from conftest import shared_clips
 
-from hueshift_core.analysis import frame_l, to_prop
 from hueshift_core.errors import InputError
-from hueshift_core.keyframes import CutDetector, KeyframeOptions, KeyframeSelector, detect_cuts, structure
-from hueshift_core.pipeline import PipelineOptions
-from hueshift_core.propagate import compute_flow, flow_confidence, warp
-from hueshift_core.staged import plan_keyframes
+from hueshift_core.video.analysis import frame_l, to_prop
+from hueshift_core.video.keyframes import CutDetector, KeyframeOptions, KeyframeSelector, detect_cuts, structure
+from hueshift_core.video.pipeline import PipelineOptions
+from hueshift_core.video.propagate import compute_flow, flow_confidence, warp
+from hueshift_core.video.staged import plan_keyframes
 
 
 def texture(seed: int, h: int = 96, w: int = 160, sigma: float = 2.0) -> np.ndarray:

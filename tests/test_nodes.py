@@ -361,12 +361,12 @@ def test_deflicker_node_steadies_any_colour_clip(tiny_model, nodes, bars):
 def test_staged_graph_gives_the_pipelines_colours_on_a_real_clip(tiny_model, nodes):
     """Keyframe Select -> DDPM Colorize -> Propagate -> LAB Upscale with the node defaults gives the colours
     of the one-pass pipeline (HueShift Colorize Video File, ``hueshift colorize``) for the same clip and seed."""
-    core = pack_module("hueshift_core.pipeline")
+    core = pack_module("hueshift_core.video.pipeline")
     clip = ROOT / "workflows" / "input" / "hueshift_example.mp4"  # a real grey clip, 16 frames 320x180
     frames = np.concatenate(list(pack_module("hueshift_core.video").read_frames(str(clip))))
     img = torch.from_numpy(frames).float() / 255.0
     options = core.PipelineOptions(sample=pack_module("hueshift_core.model.sampling").SampleOptions(steps=4, seed=7),
-                                   keyframes=pack_module("hueshift_core.keyframes").KeyframeOptions(max_gap=5))
+                                   keyframes=pack_module("hueshift_core.video.keyframes").KeyframeOptions(max_gap=5))
     want = np.concatenate(list(core.VideoPipeline(tiny_model.model, options).run(iter([frames]))))
     plan = nodes["HueShiftKeyframeSelect"].execute(images=img, max_gap=5, cut_threshold=0.35, track_threshold=0.3,
                                                    analysis_size=128).args[0]
@@ -519,8 +519,8 @@ def test_node_defaults_are_the_libraries_defaults(nodes):
     def defaults(node_id):
         return {i.id: i.default for i in nodes[node_id].define_schema().inputs}
 
-    kf = pack_module("hueshift_core.keyframes").KeyframeOptions()
-    pipe = pack_module("hueshift_core.pipeline").PipelineOptions()
+    kf = pack_module("hueshift_core.video.keyframes").KeyframeOptions()
+    pipe = pack_module("hueshift_core.video.pipeline").PipelineOptions()
     sample = pack_module("hueshift_core.model.sampling").SampleOptions()
     d = defaults("HueShiftKeyframeSelect")
     assert (d["max_gap"], d["cut_threshold"], d["track_threshold"]) == (kf.max_gap, kf.cut_threshold, kf.track_threshold)
@@ -528,7 +528,7 @@ def test_node_defaults_are_the_libraries_defaults(nodes):
     assert (d["mode"], d["deflicker"], d["upscale"], d["max_gap"]) == (pipe.mode, pipe.deflicker, pipe.upscale.value,
                                                                        pipe.keyframes.max_gap)
     assert (d["steps"], d["sampler"], d["working_size"]) == (sample.steps, sample.sampler.value, sample.short_side)
-    assert pack_module("nodes.video").MODES == pack_module("hueshift_core.pipeline").MODES
+    assert pack_module("nodes.video").MODES == pack_module("hueshift_core.video.pipeline").MODES
     assert defaults("HueShiftDeflicker")["strength"] == pipe.deflicker
     assert defaults("HueShiftPropagate")["deflicker"] == pipe.deflicker
     assert defaults("HueShiftKeyframeSelect")["analysis_size"] == sample.short_side * pipe.prop_scale

@@ -16,11 +16,11 @@ from conftest import shared_clips
 
 from hueshift_core import colorize_video
 from hueshift_core.errors import HueShiftError, InputError, VideoError
-from hueshift_core.keyframes import KeyframeOptions
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.sampling import SampleOptions
-from hueshift_core.pipeline import PipelineOptions, VideoPipeline
 from hueshift_core.video import VideoWriter, count_frames, probe, read_frames
+from hueshift_core.video.keyframes import KeyframeOptions
+from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 
 FAST = PipelineOptions(sample=SampleOptions(steps=2))
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 from test_keyframes import shot, texture
 
-from hueshift_core.analysis import Sizes
 from hueshift_core.errors import InputError
-from hueshift_core.pipeline import PipelineOptions
-from hueshift_core.propagate import blend, carry, compute_flow, fb_confidence, flow_confidence, warp
-from hueshift_core.staged import ClipPlan, propagate_keyframes
+from hueshift_core.video.analysis import Sizes
+from hueshift_core.video.pipeline import PipelineOptions
+from hueshift_core.video.propagate import blend, carry, compute_flow, fb_confidence, flow_confidence, warp
+from hueshift_core.video.staged import ClipPlan, propagate_keyframes
 
 
 def test_flow_recovers_a_known_shift_and_warp_follows_it():

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from hueshift_core.deflicker import Deflicker, deflicker
 from hueshift_core.errors import InputError
-from hueshift_core.keyframes import detect_cuts
-from hueshift_core.propagate import compute_flow, flow_confidence, warp
+from hueshift_core.video.deflicker import Deflicker, deflicker
+from hueshift_core.video.keyframes import detect_cuts
+from hueshift_core.video.propagate import compute_flow, flow_confidence, warp
 
 
 def texture(seed, h=96, w=160):

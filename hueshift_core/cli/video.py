@@ -7,11 +7,12 @@ import sys
 
 from .. import threads
 from ..errors import InputError
-from ..keyframes import KeyframeOptions
 from ..model.checkpoint import get_model, resolve_device
 from ..model.diffusion import Sampler
 from ..model.sampling import SampleOptions, guidance_scale
-from ..pipeline import MODES, PipelineOptions, check_video_io, colorize_video
+from ..video.files import check_video_io, colorize_video
+from ..video.keyframes import KeyframeOptions
+from ..video.pipeline import MODES, PipelineOptions
 from .image import add_model_arguments
 
 

@@ -17,7 +17,7 @@ A long video:
    before them) and the source's audio is added once.
 
 Colour never crosses a cut and every shot draws its random numbers from (seed, its first frame)
-(:func:`hueshift_core.pipeline.shot_generator`), so the pieces decode to exactly the frames a
+(:func:`hueshift_core.video.pipeline.shot_generator`), so the pieces decode to exactly the frames a
 single-process run produces, up to the encoder's rounding (each piece is its own H.264 stream).
 
 Every output is written to a hidden temporary name and renamed when complete. The job's manifest,

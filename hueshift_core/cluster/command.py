@@ -12,10 +12,10 @@ import cv2
 import torch
 
 from ..errors import InputError
-from ..keyframes import KeyframeOptions
 from ..model.diffusion import Sampler
 from ..model.sampling import SampleOptions
-from ..pipeline import MODES, PipelineOptions
+from ..video.keyframes import KeyframeOptions
+from ..video.pipeline import MODES, PipelineOptions
 from .inputs import MANIFEST
 from .job import colorize_many
 

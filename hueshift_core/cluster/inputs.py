@@ -3,8 +3,6 @@ grouping shots into pieces."""
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import glob
 import logging
 import os
@@ -13,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import sequence as _sequence
 from ..errors import HueShiftError, InputError
+from ..video import sequence as _sequence
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +25,7 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpe
 GLOB_CHARS = set("*?[")
 
 
-# ---- frame sequences (a folder of images is one input; read as hueshift_core.sequence reads them) -------
+# ---- frame sequences (a folder of images is one input; read as hueshift_core.video.sequence reads them) -------
 def _is_sequence_folder(folder: Path) -> bool:
     try:
         return bool(_sequence.sequence_files(folder))

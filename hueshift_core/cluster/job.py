@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from .. import sequence as _sequence
 from .. import video as _video
 from ..errors import HueShiftError, InputError, VideoError
 from ..model.checkpoint import resolve_model_path
 from ..outputs import atomic_write_bytes
-from ..pipeline import MODES, PipelineOptions
 from ..video import probe
+from ..video import sequence as _sequence
+from ..video.pipeline import MODES, PipelineOptions
 from .backends import LocalBackend, RayBackend
 from .inputs import MANIFEST, PARTS, expand_inputs, group_shots, output_names
 from .pieces import join_videos

@@ -15,12 +15,13 @@ from pathlib import Path
 import cv2
 import torch
 
-from .. import sequence as _sequence
 from .. import video as _video
 from ..errors import HueShiftError, VideoError
 from ..model.checkpoint import get_model
-from ..pipeline import PipelineOptions, VideoPipeline, colorize_video
 from ..video import VideoWriter, probe
+from ..video import sequence as _sequence
+from ..video.files import colorize_video
+from ..video.pipeline import PipelineOptions, VideoPipeline
 from .inputs import sequence_frames
 from .pieces import batches, frames_with_pts
 

@@ -25,13 +25,13 @@ import torch
 
 from ..cli.image import add_model_arguments
 from ..errors import HueShiftError, InputError
-from ..keyframes import KeyframeOptions
 from ..model.checkpoint import ColorModel, get_model, resolve_device
 from ..model.diffusion import Sampler
 from ..model.sampling import SampleOptions, guidance_scale
 from ..outputs import atomic_write_bytes, check_output, same_file
-from ..pipeline import MODES, PipelineOptions, VideoPipeline
 from ..video import VideoWriter, check_writable, is_grey_video, probe, read_frames
+from ..video.keyframes import KeyframeOptions
+from ..video.pipeline import MODES, PipelineOptions, VideoPipeline
 from .accumulators import VideoMetrics
 
 LABELS = {"output": "hueshift", "truth": "ground_truth", "grey": "grey"}

@@ -140,7 +140,7 @@ def upscale_merge_u8(l_full: np.ndarray, ab_small: np.ndarray, method: Upscale |
 
     ``device=None``: on the CPU with OpenCV (fast); a torch device: torch's upscale and kornia's LAB -> RGB
     there (a GPU; ``torch.device("cpu")`` runs that path on the CPU, for tests). Same values up to rounding.
-    ``timer``: a :class:`~hueshift_core.analysis.StageTimer` told of ``upscale`` and ``to_rgb``."""
+    ``timer``: a :class:`~hueshift_core.video.analysis.StageTimer` told of ``upscale`` and ``to_rgb``."""
     timer = timer or _untimed
     l_t = torch.from_numpy(np.ascontiguousarray(l_full, dtype=np.float32))[:, None]
     ab_t = torch.from_numpy(np.ascontiguousarray(ab_small, dtype=np.float32)).permute(0, 3, 1, 2)

@@ -18,7 +18,7 @@ import functools
 import cv2
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def _dis(preset: int) -> cv2.DISOpticalFlow:

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, VideoError
+from ..errors import InputError, VideoError
+from .probe import VideoInfo
+from .write import exact_fps
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp", ".exr", ".dpx")
 READ_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -72,7 +74,7 @@ def sequence_files(path: str | os.PathLike) -> list[Path]:
 
 
 def _read(path: Path) -> np.ndarray:
-    from .images import read_image  # the photo reader: EXIF, 16-bit, bombs refused
+    from ..images import read_image  # the photo reader: EXIF, 16-bit, bombs refused
 
     img = read_image(path)
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
@@ -81,8 +83,6 @@ def _read(path: Path) -> np.ndarray:
 def probe_sequence(path: str | os.PathLike, fps: Fraction | float | None = None):
     """A :class:`~hueshift_core.video.VideoInfo` for a frame sequence: size from its first image, the
     given frame rate (default 24), no audio."""
-    from .video import VideoInfo
-
     fps = _check_fps(fps)
     files = sequence_files(path)
     first = _read(files[0])
@@ -92,8 +92,6 @@ def probe_sequence(path: str | os.PathLike, fps: Fraction | float | None = None)
 
 
 def _check_fps(fps) -> Fraction:
-    from .video import exact_fps
-
     if fps is None:
         return Fraction(24)
     if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction, np.number)) or \

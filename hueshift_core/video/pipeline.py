@@ -4,8 +4,8 @@ Stages, per frame in display order (all but diffusion and the final upscale at t
 resolution*, by default twice the model's working resolution, e.g. 128x224 for 854x480):
 
 1. L of the full frame (CIELAB, OpenCV's float conversion: fast, within 0.5 units of kornia's);
-2. shot cuts on L (:mod:`~hueshift_core.keyframes`), then flow to and from the previous frame
-   of the shot (DIS) and its confidence (:mod:`~hueshift_core.propagate`);
+2. shot cuts on L (:mod:`~hueshift_core.video.keyframes`), then flow to and from the previous frame
+   of the shot (DIS) and its confidence (:mod:`~hueshift_core.video.propagate`);
 3. keyframes: every shot start, and when under ``track_threshold`` of the pixels still track
    back to the last keyframe, or after ``max_gap`` frames;
 4. keyframe colour from the diffusion model at the working resolution. Later keyframes of a
@@ -13,8 +13,8 @@ resolution*, by default twice the model's working resolution, e.g. 128x224 for 8
    al. 2022), with the shot's one noise tensor (``share_noise``), so they agree with the earlier
    keyframes instead of choosing new colours;
 5. colour carried from the keyframe before and the keyframe after along the flow, blended by
-   temporal distance and confidence (:func:`~hueshift_core.propagate.blend`);
-6. deflicker along the flow (:mod:`~hueshift_core.deflicker`), restarted at cuts;
+   temporal distance and confidence (:func:`~hueshift_core.video.propagate.blend`);
+6. deflicker along the flow (:mod:`~hueshift_core.video.deflicker`), restarted at cuts;
 7. chroma upscaled to full resolution guided by the full-resolution L
    (:mod:`~hueshift_core.model.upscale`), merged with that L, to RGB.
 
@@ -39,32 +39,24 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import queue
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import InputError
+from ..model.checkpoint import ColorModel
+from ..model.sampling import SampleOptions
+from ..model.upscale import Upscale, upscale_merge_u8
 from .analysis import AnalysedFrame, FrameAnalyser, Sizes, StageTimer, check_batch
 from .deflicker import Deflicker
-from .errors import InputError
 from .keyframe_colour import KeyframeColorizer, shot_generator
 from .keyframes import KeyframeOptions, KeyframeSelector
-from .model.checkpoint import ColorModel, get_model
-from .model.sampling import SampleOptions
-from .model.upscale import Upscale, upscale_merge_u8
 from .segments import SegmentWalker, fill_segment
-from .sequence import SequenceWriter, check_sequence_output, is_pattern, is_sequence, probe_sequence, read_sequence
-from .video import VideoInfo, VideoWriter, check_writable, probe, read_frames
 
-__all__ = ["MODES", "PipelineOptions", "PipelineStats", "VideoPipeline", "VideoResult", "check_video_io",
-           "colorize_video", "shot_generator"]
+__all__ = ["CHUNK_PIXELS", "MODES", "PipelineOptions", "PipelineStats", "VideoPipeline", "shot_generator"]
 
 MODES = ("keyframes", "per-frame")
 CHUNK_PIXELS = 2_000_000  # full-resolution pixels upscaled, converted and yielded at once (~5 frames of 854x480)
@@ -128,11 +120,11 @@ class VideoPipeline:
     colour; only L is used) in, colorized uint8 RGB batches ``[B', H, W, 3]`` out, every frame
     once and in order, streaming. Batch boundaries out differ from those in (segments).
 
-    It composes the public stages: :class:`~hueshift_core.analysis.FrameAnalyser`,
-    :class:`~hueshift_core.segments.SegmentWalker` with a
-    :class:`~hueshift_core.keyframes.KeyframeSelector` and a
-    :class:`~hueshift_core.keyframe_colour.KeyframeColorizer`, :func:`~hueshift_core.segments.fill_segment`,
-    :class:`~hueshift_core.deflicker.Deflicker` and :func:`~hueshift_core.model.upscale.upscale_merge_u8`.
+    It composes the public stages: :class:`~hueshift_core.video.analysis.FrameAnalyser`,
+    :class:`~hueshift_core.video.segments.SegmentWalker` with a
+    :class:`~hueshift_core.video.keyframes.KeyframeSelector` and a
+    :class:`~hueshift_core.video.keyframe_colour.KeyframeColorizer`, :func:`~hueshift_core.video.segments.fill_segment`,
+    :class:`~hueshift_core.video.deflicker.Deflicker` and :func:`~hueshift_core.model.upscale.upscale_merge_u8`.
 
     ``first_frame``: the index in the whole video of the first frame given (a piece of a longer
     video that starts at one of its cuts); it seeds each shot's random draws (:func:`shot_generator`)."""
@@ -254,203 +246,3 @@ class VideoPipeline:
             self.stats.shots, self.stats.keyframes = walker.shots, walker.keyframes
             self.stats.max_buffered = walker.max_buffered
             yield from self._finish(seg.frames, abs_, deflicker)
-
-
-@dataclass
-class VideoResult:
-    path: str
-    frames: int
-    width: int
-    height: int
-    fps: Fraction
-    seconds: float  # wall time of the whole call (probe, model load, decode ... encode)
-    keyframes: int
-    shots: int
-    colour_input: bool  # the input had colour: it was turned grey first
-    encoder: str
-    stage_seconds: dict[str, float]  # decode, lab, keyframes, flow, propagate, diffusion, deflicker, upscale, to_rgb, encode
-    keyframe_jumps: list[float]  # see PipelineStats.keyframe_jumps
-    max_buffered: int = 0
-    keyframe_chroma: list[float] = field(default_factory=list)  # see PipelineStats.keyframe_chroma
-
-    @property
-    def fps_processed(self) -> float:
-        return self.frames / self.seconds if self.seconds else 0.0
-
-
-def check_video_io(src: str | Path, dst: str | Path, fps: float | Fraction | None = None) -> VideoInfo:
-    """What :func:`colorize_video` checks before any work: the input probed (a video file, or a frame
-    sequence played at ``fps``, default 24; ``fps`` is refused for a video file) and the output writable (a
-    video file or a ``%06d.png`` pattern; never the input itself). Returns the input's :class:`VideoInfo`;
-    raises :class:`~hueshift_core.errors.HueShiftError` with what to fix."""
-    if is_sequence(src):
-        info = probe_sequence(src, fps)
-    else:
-        if fps is not None:
-            raise InputError("a frame rate (fps) is for a frame-sequence input (a folder or scans/%06d.png); "
-                             "a video file keeps its own rate")
-        info = probe(src)
-    if is_pattern(dst):
-        check_sequence_output(dst, [src])
-    else:
-        check_writable(dst, [src])  # also refuses dst == src (by inode), before any work
-    return info
-
-
-def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | Path | None = None,
-                   options: PipelineOptions = PipelineOptions(), *, device: str = "cpu",
-                   progress: Callable[[int], None] | None = None, max_frames: int | None = None,
-                   fps: float | Fraction | None = None, info: VideoInfo | None = None) -> VideoResult:
-    """Colorize the video ``src`` into ``dst``: H.264 mp4 of the same size, frame count and frame
-    rate, with ``src``'s audio track when it has one.
-
-    Frame sequences (:mod:`~hueshift_core.sequence`): ``src`` may be a folder of images or a pattern
-    such as ``scans/%06d.png`` (played at ``fps``, default 24; ``fps`` is refused for a video file,
-    whose own rate is kept), and ``dst`` a pattern such as ``out/%06d.png`` (numbered from 1, no audio).
-
-    ``model``: a loaded model, a checkpoint path, or None for the shipped default (loaded on
-    ``device``). ``dst`` appears only when complete: an error or Ctrl-C leaves no file.
-    ``progress(n)`` is called with the number of frames finished since the last call.
-    Decoding (one batch ahead) and encoding run on their own threads, overlapped with the pipeline.
-    Raises :class:`~hueshift_core.errors.HueShiftError` on bad input, before any work when it can.
-    ``info``: what :func:`check_video_io` returned for this ``src`` and ``dst`` (a caller that checked first,
-    e.g. before loading the model); None = check here.
-    """
-    t0 = time.perf_counter()
-    if not isinstance(options, PipelineOptions):
-        raise InputError(f"options must be a PipelineOptions, got {type(options).__name__}")
-    if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
-        raise InputError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
-    if info is None:
-        info = check_video_io(src, dst, fps)
-    src_seq, dst_seq = is_sequence(src), is_pattern(dst)
-    if not isinstance(model, ColorModel):
-        model = get_model(model, device)
-    pipe = VideoPipeline(model, options)
-    times: list | None = [] if info.variable_rate and not dst_seq else None  # VFR: carry each frame's time
-    if src_seq:
-        frames = read_sequence(src, options.decode_batch, max_frames=max_frames, fps=info.fps)
-    else:
-        frames = read_frames(src, options.decode_batch, max_frames=max_frames, times=times)
-    if dst_seq:
-        writer_cm = SequenceWriter(dst, info.width, info.height, inputs=[src])
-    else:
-        writer_cm = VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None,
-                                time_base=info.time_base if info.variable_rate else None)
-    with writer_cm as writer:
-        encoder = _Encoder(writer, times)
-        reader = _Prefetch(frames, depth=2)
-        try:
-            for out in pipe.run(reader, progress):
-                encoder.put(out)
-        except BaseException:
-            encoder.close(abort=True)
-            raise
-        finally:
-            reader.close()
-        encoder.close()
-        t = time.perf_counter()
-    pipe.stats.seconds["encode"] = encoder.seconds + time.perf_counter() - t
-    s = pipe.stats
-    return VideoResult(str(dst), s.frames, info.width, info.height, info.fps, time.perf_counter() - t0, s.keyframes,
-                       s.shots, s.colour_input, writer.encoder, dict(s.seconds), s.keyframe_jumps, s.max_buffered,
-                       s.keyframe_chroma)
-
-
-_DONE = object()
-
-
-class _Prefetch:
-    """Iterate ``source`` on a thread, at most ``depth`` items ahead (decoding overlaps the pipeline);
-    its exceptions come out of ``next()`` in order. ``close()`` stops the thread early."""
-
-    def __init__(self, source: Iterator, depth: int = 2) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(source,), name="hueshift-decode", daemon=True)
-        self._thread.start()
-
-    def _run(self, source: Iterator) -> None:
-        try:
-            for item in source:
-                if not self._offer(("item", item)):
-                    return
-        except BaseException as err:  # noqa: BLE001 — handed to the consumer
-            self._offer(("error", err))
-            return
-        self._offer(("done", None))
-
-    def _offer(self, entry) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> _Prefetch:
-        return self
-
-    def __next__(self):
-        kind, value = self._q.get()
-        if kind == "item":
-            return value
-        self._q.put((kind, value))  # stay exhausted
-        if kind == "error":
-            raise value
-        raise StopIteration
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class _Encoder:
-    """Encode finished batches on a thread (at most two waiting), so encoding overlaps the pipeline.
-    ``close()`` waits for the last frame and re-raises the thread's error; ``close(abort=True)`` drops
-    what waits and returns once the frame being encoded is done (the writer then deletes its file)."""
-
-    def __init__(self, writer, times: list | None) -> None:
-        self.writer, self.times = writer, times
-        self.seconds = 0.0
-        self._q: queue.Queue = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        self._abort = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hueshift-encode", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            out = self._q.get()
-            if out is _DONE or self._abort.is_set():
-                return
-            if self._error is not None:
-                continue
-            t = time.perf_counter()
-            try:
-                if self.times is not None:
-                    self.writer.write(out, self.times[self.writer.frames:self.writer.frames + len(out)])
-                else:
-                    self.writer.write(out)
-            except BaseException as err:  # noqa: BLE001 — re-raised by put() / close()
-                self._error = err
-            self.seconds += time.perf_counter() - t
-
-    def put(self, out: np.ndarray) -> None:
-        if self._error is not None:
-            raise self._error
-        self._q.put(out)
-
-    def close(self, abort: bool = False) -> None:
-        if abort:
-            self._abort.set()
-            while True:  # make room for the sentinel
-                try:
-                    self._q.get_nowait()
-                except queue.Empty:
-                    break
-        self._q.put(_DONE)
-        self._thread.join()
-        if self._error is not None and not abort:
-            raise self._error

@@ -6,12 +6,12 @@ For each frame in display order (uint8 RGB ``[H, W, 3]``, grey or colour; only l
   kornia's), kept as float16 for the final merge;
 * the *propagation-resolution* copy of L, uint8 ``[h, w]`` (L * 2.55, area filter): what cuts,
   flow, propagation and deflicker run on (:class:`Sizes`: twice the working resolution by default);
-* whether it starts a shot (:class:`~hueshift_core.keyframes.CutDetector`, or a given plan's cuts);
+* whether it starts a shot (:class:`~hueshift_core.video.keyframes.CutDetector`, or a given plan's cuts);
 * inside a shot, DIS flow to and from the previous frame and the confidence of each
-  (:mod:`~hueshift_core.propagate`).
+  (:mod:`~hueshift_core.video.propagate`).
 
-:class:`FrameAnalyser` is used by the streaming :class:`~hueshift_core.pipeline.VideoPipeline` and by
-the batch functions of :mod:`~hueshift_core.staged` that the ComfyUI nodes call, so both see the
+:class:`FrameAnalyser` is used by the streaming :class:`~hueshift_core.video.pipeline.VideoPipeline` and by
+the batch functions of :mod:`~hueshift_core.video.staged` that the ComfyUI nodes call, so both see the
 same L, the same cuts and the same flow.
 """
 
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import InputError, VideoError
-from .model.color import GREY_THRESHOLD
-from .model.sampling import SampleOptions, working_size
+from ..errors import InputError, VideoError
+from ..model.color import GREY_THRESHOLD
+from ..model.sampling import SampleOptions, working_size
 from .propagate import compute_flow, flow_confidence
 
 # L of the grey sRGB value v (R = G = B = v), by OpenCV's float conversion of v / 255: frame_l's table
@@ -118,7 +118,7 @@ class PlanCuts:
 class FrameAnalyser:
     """Streaming analysis: ``push(rgb) -> AnalysedFrame`` per uint8 RGB frame ``[H, W, 3]`` in display order.
 
-    ``cuts``: a :class:`~hueshift_core.keyframes.CutDetector` (``push(l_prop)``) or a :class:`PlanCuts`;
+    ``cuts``: a :class:`~hueshift_core.video.keyframes.CutDetector` (``push(l_prop)``) or a :class:`PlanCuts`;
     ``flow=False`` skips flow and confidence (the cheap first pass that only needs cuts).
     ``colour_input`` turns True when one of the first 8 frames has colour."""
 

@@ -18,7 +18,7 @@ pipeline's propagation resolution, e.g. 128x224 for 854x480).
   clipped) at most 0.66.
 * Inside a shot a new **keyframe** is taken when the content has moved on: the share of pixels
   that still track back to the last keyframe along the optical flow (chained flow confidence,
-  see :mod:`hueshift_core.propagate`) falls under ``track_threshold`` (not before ``min_gap``
+  see :mod:`hueshift_core.video.propagate`) falls under ``track_threshold`` (not before ``min_gap``
   frames), or after ``max_gap`` frames.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)

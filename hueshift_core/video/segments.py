@@ -1,19 +1,19 @@
 """Keyframes and segments: colour the keyframes in order, carry it to the frames between them.
 
 A *segment* is a keyframe and the frames of its shot up to the next keyframe. :class:`SegmentWalker`
-goes through analysed frames (:class:`~hueshift_core.analysis.AnalysedFrame`) in display order:
+goes through analysed frames (:class:`~hueshift_core.video.analysis.AnalysedFrame`) in display order:
 
 1. inside a shot, each frame gets the keyframe's colour carried forward along the flow, with its
    chained confidence (``ab_fw``, ``conf_fw``); the share of pixels still tracking decides, with the
    cut flag, whether the frame is a new keyframe (``decide``: a
-   :class:`~hueshift_core.keyframes.KeyframeSelector` or a given plan, :class:`PlanDecisions`);
+   :class:`~hueshift_core.video.keyframes.KeyframeSelector` or a given plan, :class:`PlanDecisions`);
 2. a keyframe's colour comes from ``colour(frame, carried_ab, carried_conf)`` — the diffusion model
-   (:class:`~hueshift_core.keyframe_colour.KeyframeColorizer`, which warm-starts later keyframes of a
+   (:class:`~hueshift_core.video.keyframe_colour.KeyframeColorizer`, which warm-starts later keyframes of a
    shot from the carried colour), colours given by an earlier stage (:class:`GivenColours`), or
    nothing at all (``colour=None``: planning only);
 3. a finished segment is handed out as a :class:`Segment`; :func:`fill_segment` then gives every frame
    its colour: carried forward from the keyframe before and backward from the keyframe after, blended
-   by temporal distance and confidence (:func:`~hueshift_core.propagate.blend`); after a shot's last
+   by temporal distance and confidence (:func:`~hueshift_core.video.propagate.blend`); after a shot's last
    keyframe, forward only.
 
 Arrays are numpy at the propagation resolution: ab float32 ``[h, w, 2]`` (CIELAB), confidence float32
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from .analysis import AnalysedFrame, StageTimer
-from .errors import InputError
 from .keyframes import Decision, tracked_share
 from .propagate import blend, carry, warp
 

@@ -1,7 +1,7 @@
 """Keyframe colour from the diffusion model, as the video path samples it.
 
 :class:`KeyframeColorizer` turns keyframes' uint8 L at the propagation resolution into ab there,
-sampled at the working resolution (:class:`~hueshift_core.analysis.Sizes`):
+sampled at the working resolution (:class:`~hueshift_core.video.analysis.Sizes`):
 
 * random draws are per shot: :meth:`~KeyframeColorizer.start_shot` seeds a generator from (seed, the
   shot's first frame in the whole video; :func:`shot_generator`), so a shot's colours do not depend on
@@ -11,7 +11,7 @@ sampled at the working resolution (:class:`~hueshift_core.analysis.Sizes`):
 * later keyframes of a shot start from the colour carried into them, re-noised to ``warm_start``
   (SDEdit, Meng et al. 2022), so they agree with the earlier keyframes instead of choosing new colours.
 
-It is a ``colour`` source for :class:`~hueshift_core.segments.SegmentWalker` (call it with a frame, the
+It is a ``colour`` source for :class:`~hueshift_core.video.segments.SegmentWalker` (call it with a frame, the
 colour carried into it and its confidence); :meth:`~KeyframeColorizer.sample` and :func:`to_prop`
 are the two halves the staged ComfyUI graph calls separately (chroma at the working resolution travels
 between nodes).
@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..model.checkpoint import ColorModel
+from ..model.color import denormalize_ab, normalize_ab, normalize_l
+from ..model.diffusion import Callback
+from ..model.sampling import SampleOptions, make_noise, sample_ab
 from .analysis import AnalysedFrame, Sizes, StageTimer
-from .model.checkpoint import ColorModel
-from .model.color import denormalize_ab, normalize_ab, normalize_l
-from .model.diffusion import Callback
-from .model.sampling import SampleOptions, make_noise, sample_ab
 
 
 def shot_generator(seed: int, start: int) -> torch.Generator:
@@ -120,5 +120,5 @@ class KeyframeColorizer:
 
     def __call__(self, frame: AnalysedFrame, init: np.ndarray | None = None,
                  conf: np.ndarray | None = None) -> np.ndarray:
-        """One keyframe as a ``colour`` source of :class:`~hueshift_core.segments.SegmentWalker`."""
+        """One keyframe as a ``colour`` source of :class:`~hueshift_core.video.segments.SegmentWalker`."""
         return self.colour([frame.l_prop], None if init is None else [init], None if conf is None else [conf])[0]

@@ -1,9 +1,9 @@
 """The video path in stages, over a whole clip in memory: what the ComfyUI nodes call.
 
-Each function composes the very objects the streaming :class:`~hueshift_core.pipeline.VideoPipeline`
-composes (:class:`~hueshift_core.analysis.FrameAnalyser`, :class:`~hueshift_core.segments.SegmentWalker`,
-:class:`~hueshift_core.keyframe_colour.KeyframeColorizer`, :func:`~hueshift_core.segments.fill_segment`,
-:class:`~hueshift_core.deflicker.Deflicker`, :func:`~hueshift_core.model.upscale.upscale_merge_u8`), so for
+Each function composes the very objects the streaming :class:`~hueshift_core.video.pipeline.VideoPipeline`
+composes (:class:`~hueshift_core.video.analysis.FrameAnalyser`, :class:`~hueshift_core.video.segments.SegmentWalker`,
+:class:`~hueshift_core.video.keyframe_colour.KeyframeColorizer`, :func:`~hueshift_core.video.segments.fill_segment`,
+:class:`~hueshift_core.video.deflicker.Deflicker`, :func:`~hueshift_core.model.upscale.upscale_merge_u8`), so for
 the same clip, seed and options the chain
 
     plan_keyframes -> colour_keyframes -> propagate_keyframes -> finish_frames
@@ -23,14 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import InputError
+from ..images import frames_to_lab, merge_to_rgb
+from ..model.checkpoint import ColorModel
+from ..model.upscale import Upscale, upscale_merge_u8
 from .analysis import FrameAnalyser, PlanCuts, Sizes, check_batch, frame_l
 from .deflicker import Deflicker, deflicker
-from .errors import InputError
-from .images import frames_to_lab, merge_to_rgb
 from .keyframe_colour import KeyframeStats, to_prop
 from .keyframes import KeyframeSelector, detect_cuts
-from .model.checkpoint import ColorModel
-from .model.upscale import Upscale, upscale_merge_u8
 from .pipeline import PipelineOptions
 from .segments import GivenColours, PlanDecisions, SegmentWalker, fill_segment
 
@@ -157,7 +157,7 @@ def finish_frames(frames: np.ndarray, ab: torch.Tensor, method: Upscale | str = 
 
 def deflicker_frames(frames: torch.Tensor, strength: float = 0.5, shot_starts=None) -> torch.Tensor:
     """Steadier colour for any colour clip: RGB ``[N, 3, H, W]`` in [0, 1] -> the same with ab filtered along
-    the flow at full resolution (:class:`~hueshift_core.deflicker.Deflicker`), restarting at
+    the flow at full resolution (:class:`~hueshift_core.video.deflicker.Deflicker`), restarting at
     ``shot_starts`` (None: cuts detected from the frames). L is kept."""
     l_full, ab = frames_to_lab(frames)
     l_u8 = (l_full[:, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy()

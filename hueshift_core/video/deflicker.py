@@ -1,7 +1,7 @@
 """Deflicker: a recursive temporal filter on ab along the optical flow (L never flickers: it is the input).
 
 ``ab'_t = w * warp(ab'_{t-1}) + (1 - w) * ab_t`` with ``w = strength * confidence_t``, where the
-confidence is that of the flow from frame t to t-1 (:func:`~hueshift_core.propagate.flow_confidence`:
+confidence is that of the flow from frame t to t-1 (:func:`~hueshift_core.video.propagate.flow_confidence`:
 forward-backward consistency, brightness constancy, still in view), so occluded or badly tracked
 pixels keep their own colour; the filter restarts at every shot cut. This is the causal filter of
 blind video temporal consistency (Bonneel et al. 2015; the baseline of Lai et al. 2018) applied to
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .propagate import compute_flow, flow_confidence, warp
 
 
