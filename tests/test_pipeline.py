@@ -3,7 +3,6 @@
 All but the last test use the tiny random model of conftest.py (fast, no shipped weights).
 """
 
-import importlib
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from hueshift_core import colorize_video
 from hueshift_core.errors import HueShiftError, InputError, VideoError
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.sampling import SampleOptions
-from hueshift_core.video import VideoWriter, count_frames, probe, read_frames
+from hueshift_core.video import VideoWriter, count_frames, probe, probing, read_frames
 from hueshift_core.video.keyframes import KeyframeOptions
 from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 
@@ -163,7 +162,7 @@ def test_bad_inputs_raise_and_leave_no_output(tmp_path, tiny_model_path, monkeyp
         with pytest.raises(VideoError, match=pattern) as err:
             colorize_video(s, d, tiny_model_path, FAST)
         assert isinstance(err.value, HueShiftError) and "\n" not in str(err.value)
-    monkeypatch.setattr(importlib.import_module("hueshift_core.video.probe"), "MAX_PIXELS", 1000)  # a frame too large to colorize
+    monkeypatch.setattr(probing, "MAX_PIXELS", 1000)  # a frame too large to colorize
     with pytest.raises(VideoError, match="pixels"):
         colorize_video(src, out, tiny_model_path, FAST)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "text.mp4", "zero.mkv"]

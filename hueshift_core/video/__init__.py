@@ -1,6 +1,6 @@
 """The video path: video files in and out, and the streaming pipeline that colours grey video.
 
-Files: :func:`probe` -> :class:`VideoInfo` (:mod:`.probe`); :func:`read_frames` yields uint8 RGB batches
+Files: :func:`probe` -> :class:`VideoInfo` (:mod:`.probing`); :func:`read_frames` yields uint8 RGB batches
 ``[B, H, W, 3]`` decoded one frame at a time, memory bounded by the batch (:mod:`.read`); :class:`VideoWriter`
 encodes H.264 into a hidden temporary file renamed into place when complete, so an error or Ctrl-C never
 leaves a half-written video, and can carry over a source's audio (:mod:`.write`, :mod:`.audio`). YUV -> RGB
@@ -25,7 +25,7 @@ from .container import decode_packets, open_video, video_stream
 from .files import VideoResult, check_video_io, colorize_video
 from .keyframes import KeyframeOptions
 from .pipeline import MODES, PipelineOptions, PipelineStats, VideoPipeline
-from .probe import MAX_PIXELS, VideoInfo, count_frames, probe
+from .probing import MAX_PIXELS, VideoInfo, count_frames, probe
 from .read import is_grey_video, read_frames
 from .sequence import SequenceWriter, is_sequence, probe_sequence, read_sequence
 from .write import FORMATS, VideoWriter, available_encoders, check_writable, exact_fps, temp_name

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import InputError
 from ..model.checkpoint import ColorModel, get_model
 from .pipeline import PipelineOptions, VideoPipeline
-from .probe import VideoInfo, probe
+from .probing import VideoInfo, probe
 from .read import read_frames
 from .sequence import SequenceWriter, check_sequence_output, is_pattern, is_sequence, probe_sequence, read_sequence
 from .write import VideoWriter, check_writable

@@ -19,7 +19,7 @@ from ..errors import InputError, VideoError
 from ..model.color import GREY_THRESHOLD, is_grey
 from .colour import frame_to_rgb
 from .container import check_readable, decode_packets, open_video, truncated_message, video_stream
-from .probe import probe
+from .probing import probe
 
 
 def read_frames(path: str | os.PathLike, batch_size: int = 16, *, start: int = 0, max_frames: int | None = None,

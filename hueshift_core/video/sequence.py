@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, VideoError
-from .probe import VideoInfo
+from .probing import VideoInfo
 from .write import exact_fps
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp", ".exr", ".dpx")

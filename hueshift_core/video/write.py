@@ -19,7 +19,7 @@ from ..errors import VideoError
 from ..outputs import check_output
 from .audio import mux_audio
 from .colour import ENCODE_FLAGS
-from .probe import MAX_PIXELS
+from .probing import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
