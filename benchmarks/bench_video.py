@@ -1,7 +1,7 @@
 """End-to-end video speed on real clips: frames per second end to end and per stage, keyframe jumps.
 
     python benchmarks/bench_video.py [CLIPS_DIR_OR_FILES...] [--mode keyframes|per-frame] [--device cpu]
-        [--model PATH] [--steps N] [--warm-start S] [--no-share-noise] [--deflicker S] [--upscale guided|bicubic]
+        [--model PATH] [--steps N] [--sampler S] [--warm-start S] [--no-share-noise] [--deflicker S] [--upscale guided|bicubic]
         [--max-frames N] [--json out.json]
 
 Default clips: ../shared/data/clips (854x480, 24 fps). Each clip is colorized once, decode to
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--mode", default="keyframes", choices=MODES)
     ap.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     ap.add_argument("--steps", type=int, default=SampleOptions.steps)
+    ap.add_argument("--sampler", default=SampleOptions.sampler.value, help="ddim (default), ddpm or dpmpp_2m")
     ap.add_argument("--warm-start", type=float, default=PipelineOptions.warm_start)
     ap.add_argument("--no-share-noise", action="store_true")
     ap.add_argument("--deflicker", type=float, default=PipelineOptions.deflicker)
@@ -69,7 +70,7 @@ def main() -> None:
     if not files:
         sys.exit(f"no clips found in {args.clips}")
     model = get_model(args.model, args.device)
-    opts = PipelineOptions(mode=args.mode, sample=SampleOptions(steps=args.steps), warm_start=args.warm_start,
+    opts = PipelineOptions(mode=args.mode, sample=SampleOptions(steps=args.steps, sampler=args.sampler), warm_start=args.warm_start,
                            share_noise=not args.no_share_noise, deflicker=args.deflicker, upscale=args.upscale)
     where = machine(args.device)
     load_before = os.getloadavg()[0]
@@ -103,7 +104,7 @@ def main() -> None:
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS") if k in os.environ)
     summary = {"machine": where, "command": " ".join([*([env] if env else []), "python", sys.argv[0], *sys.argv[1:]]),
                "load_average": [round(load_before, 2), round(load_after, 2)], "threads": n_threads,
-               "options": {"mode": args.mode, "steps": args.steps, "warm_start": args.warm_start,
+               "options": {"mode": args.mode, "steps": args.steps, "sampler": args.sampler, "warm_start": args.warm_start,
                            "share_noise": not args.no_share_noise, "deflicker": args.deflicker,
                            "upscale": args.upscale, "model": args.model or "shipped default"},
                "frames": frames_total, "seconds": round(seconds_total, 2), "cpu_seconds": round(cpu_total, 2),

@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
     ap.add_argument("--model", default=None, help="model file (default: the shipped one)")
     ap.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's own)")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (default: the library's)")
+    ap.add_argument("--sampler", default=None, help="ddim, ddpm or dpmpp_2m (default: the library's)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--from-reports", action="store_true", help="only rebuild table, strips and plot from OUT/report-*.json")
     args = ap.parse_args()
@@ -71,12 +73,17 @@ def main() -> None:
         save = out / "videos" / name if name == "keyframes+deflicker" else None
         if save:
             save.mkdir(exist_ok=True)
-        options = dataclasses.replace(CONFIGS[name], sample=dataclasses.replace(CONFIGS[name].sample,
-                                                                                guidance=args.guidance))
+        sample = dataclasses.replace(CONFIGS[name].sample, guidance=args.guidance)
+        if args.steps:
+            sample = dataclasses.replace(sample, steps=args.steps)
+        if args.sampler:
+            sample = dataclasses.replace(sample, sampler=args.sampler)
+        options = dataclasses.replace(CONFIGS[name], sample=sample)
         reports[name] = evaluate(clips, model, options, save_dir=save, max_frames=args.max_frames,
                                  log=lambda s: print(f"[{name}] {s}", flush=True))
         reports[name]["settings"] = {"config": name, "max_frames": args.max_frames, "model": Path(model.path).name,
-                                     "guidance": guidance_scale(model, args.guidance)}
+                                     "guidance": guidance_scale(model, args.guidance),
+                                     "steps": options.sample.steps, "sampler": options.sample.sampler.value}
         reports[name]["machine"] = machine("cpu")
         (out / f"report-{name}.json").write_text(json.dumps(reports[name], indent=2))
         print(f"{name}: {time.perf_counter() - t:.0f} s", flush=True)
