@@ -60,7 +60,9 @@ def images_to_u8(images: torch.Tensor, name: str = "images") -> np.ndarray:
 def colour_note(images: torch.Tensor, node: str) -> str | None:
     """If the IMAGE batch has colour (:func:`hueshift_core.model.color.is_grey` says no), log that only its
     lightness is used and return that message."""
-    if images.shape[-1] < 3 or is_grey(images[..., :3].permute(0, 3, 1, 2).float()):
+    # every 8th pixel each way, as the pipeline checks frames: a colour clip shows it there too, and a long
+    # IMAGE batch is not converted to LAB whole
+    if images.shape[-1] < 3 or is_grey(images[:, ::8, ::8, :3].permute(0, 3, 1, 2).float()):
         return None
     msg = (f"{node}: the input frames are in colour; HueShift turned them grey first and used only their "
            "lightness (L). Feed grey frames to silence this note.")

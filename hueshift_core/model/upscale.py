@@ -141,7 +141,7 @@ def upscale_merge_u8(l_full: np.ndarray, ab_small: np.ndarray, method: Upscale |
     ``device=None``: on the CPU with OpenCV (fast); a torch device: torch's upscale and kornia's LAB -> RGB
     there (a GPU; ``torch.device("cpu")`` runs that path on the CPU, for tests). Same values up to rounding.
     ``timer``: a :class:`~hueshift_core.video.analysis.StageTimer` told of ``upscale`` and ``to_rgb``."""
-    timer = timer or _untimed
+    timer = timer or (lambda name: contextlib.nullcontext())
     l_t = torch.from_numpy(np.ascontiguousarray(l_full, dtype=np.float32))[:, None]
     ab_t = torch.from_numpy(np.ascontiguousarray(ab_small, dtype=np.float32)).permute(0, 3, 1, 2)
     with timer("upscale"):
@@ -154,7 +154,3 @@ def upscale_merge_u8(l_full: np.ndarray, ab_small: np.ndarray, method: Upscale |
         rgb = lab_to_rgb(torch.cat([l_t, ab_full.to(l_t.dtype)], dim=1))
         return (rgb * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
-
-@contextlib.contextmanager
-def _untimed(name: str):
-    yield

@@ -66,11 +66,12 @@ class KeyframeColorizer:
 
     def __init__(self, model: ColorModel, sizes: Sizes, sample: SampleOptions = SampleOptions(), *,
                  warm_start: float = 0.5, share_noise: bool = True, first_frame: int = 0,
-                 timer: StageTimer | None = None, callback: Callback | None = None) -> None:
+                 timer: StageTimer | None = None, callback: Callback | None = None,
+                 stats: KeyframeStats | None = None) -> None:
         self.model, self.sizes, self.options = model, sizes, sample
         self.warm_start, self.share_noise, self.first_frame = warm_start, share_noise, int(first_frame)
         self.timer = timer if timer is not None else StageTimer()
-        self.stats = KeyframeStats()
+        self.stats = stats if stats is not None else KeyframeStats()
         self.callback = callback  # told of every sampling step: callback(i, steps)
         self.last: torch.Tensor | None = None  # the last sample() result, ab [K, 2, *work] on the CPU
         self._gen = torch.Generator().manual_seed(sample.seed)

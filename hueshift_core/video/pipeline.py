@@ -52,7 +52,7 @@ from ..model.sampling import SampleOptions
 from ..model.upscale import Upscale, upscale_merge_u8
 from .analysis import AnalysedFrame, FrameAnalyser, Sizes, StageTimer, check_batch
 from .deflicker import Deflicker
-from .keyframe_colour import KeyframeColorizer, shot_generator
+from .keyframe_colour import KeyframeColorizer, KeyframeStats, shot_generator
 from .keyframes import KeyframeOptions, KeyframeSelector
 from .segments import SegmentWalker, fill_segment
 
@@ -93,11 +93,11 @@ class PipelineOptions:
         """The full, working and propagation resolutions for frames of ``height`` x ``width``."""
         return Sizes.of(height, width, self.sample, multiple, self.prop_scale)
 
-    def keyframe_colorizer(self, model: ColorModel, sizes: Sizes, *, first_frame: int = 0,
-                           timer: StageTimer | None = None) -> KeyframeColorizer:
-        """The keyframe colour stage these options describe."""
+    def keyframe_colorizer(self, model: ColorModel, sizes: Sizes, **kwargs) -> KeyframeColorizer:
+        """The keyframe colour stage these options describe (``kwargs``: KeyframeColorizer's own: first_frame,
+        timer, callback, stats)."""
         return KeyframeColorizer(model, sizes, self.sample, warm_start=self.warm_start, share_noise=self.share_noise,
-                                 first_frame=first_frame, timer=timer)
+                                 **kwargs)
 
 
 @dataclass
@@ -156,7 +156,12 @@ class VideoPipeline:
             kf = dataclasses.replace(kf, max_gap=fit, min_gap=min(kf.min_gap, fit))
         self._selector = KeyframeSelector(kf)
         self._analyser = FrameAnalyser(self.sizes, self._selector.cuts, timer=self.timer, flow=flow)
-        self.colorizer = o.keyframe_colorizer(self.model, self.sizes, first_frame=self.first_frame, timer=self.timer)
+        # the colorizer records keyframe jumps and chroma straight into this run's stats
+        self.colorizer = o.keyframe_colorizer(self.model, self.sizes, first_frame=self.first_frame, timer=self.timer,
+                                              stats=KeyframeStats(self.stats.keyframe_jumps, self.stats.keyframe_chroma))
+        on_device = self.finish_device.type != "cpu" or self.torch_finish
+        self._finish_on = self.finish_device if on_device else None  # None: OpenCV on the CPU
+        self._finish_where = str(torch.empty(0, device=self._finish_on).device) if on_device else "cpu"  # cuda:0
 
     def _frames(self, batches: Iterator[np.ndarray], flow: bool = True) -> Iterator[AnalysedFrame]:
         """Decoded RGB batches -> analysed frames; the stages are set up from the first frame's size."""
@@ -193,9 +198,6 @@ class VideoPipeline:
             if progress is not None:
                 progress(len(batch))
             yield batch
-        if self.colorizer is not None:
-            self.stats.keyframe_jumps = self.colorizer.stats.jumps
-            self.stats.keyframe_chroma = self.colorizer.stats.chroma
 
     def _finish(self, frames: list[AnalysedFrame], abs_: list[np.ndarray], deflicker: Deflicker
                 ) -> Iterator[np.ndarray]:
@@ -207,13 +209,10 @@ class VideoPipeline:
         self.stats.devices["diffusion"] = self.colorizer.stats.device or "cpu"
         h, w = self.sizes.full
         chunk = max(1, CHUNK_PIXELS // (h * w))
-        on_device = self.finish_device.type != "cpu" or self.torch_finish
-        device = self.finish_device if on_device else None
-        where = str(torch.empty(0, device=device).device) if on_device else "cpu"  # "cuda" -> "cuda:0"
         for i in range(0, len(frames), chunk):
             out = upscale_merge_u8(np.stack([f.l_full for f in frames[i:i + chunk]]), np.stack(abs_[i:i + chunk]),
-                                   self.options.upscale, device, timer=self.timer)
-            self.stats.devices["upscale"] = self.stats.devices["to_rgb"] = where
+                                   self.options.upscale, self._finish_on, timer=self.timer)
+            self.stats.devices["upscale"] = self.stats.devices["to_rgb"] = self._finish_where
             self.stats.frames += len(out)
             yield out
 

@@ -100,10 +100,7 @@ def colour_keyframes(model: ColorModel, frames: np.ndarray, plan: ClipPlan,
     plan.check(frames, "colour keyframes")
     work = options.sizes(*plan.sizes.full, model.info.config.multiple).work
     sizes = Sizes(plan.sizes.full, work, plan.sizes.prop)
-    colorizer = options.keyframe_colorizer(model, sizes)
-    colorizer.callback = callback
-    if stats is not None:
-        colorizer.stats = stats
+    colorizer = options.keyframe_colorizer(model, sizes, callback=callback, stats=stats)
     sampled: list[torch.Tensor] = []
 
     def colour(f, init, conf):
