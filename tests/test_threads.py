@@ -35,8 +35,11 @@ def test_configure_sets_torch_and_opencv(monkeypatch):
         assert 1 <= n <= threads.available_cpus() and torch.get_num_threads() == n
         monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
         assert threads.choose() == threads.available_cpus()  # sleeping waits: every CPU
-        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-        assert threads.choose() == threads.auto_threads(busy=threads.busy_elsewhere())  # spinning: the free ones
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # spinning: the free ones (the load pinned: it moves)
+        cpus = threads.available_cpus()
+        for busy in (0.0, cpus - 1.0, float(cpus)):
+            monkeypatch.setattr(threads, "busy_elsewhere", lambda busy=busy: busy)
+            assert threads.choose() == max(1, cpus - int(busy))
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
         assert threads.configure() == 1  # the user's setting wins
     finally:
