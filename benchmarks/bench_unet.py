@@ -6,6 +6,9 @@ Its per-frame time is extrapolated from timed forward passes (1000 of them would
 hours here). Usage::
 
     python benchmarks/bench_unet.py [--device cpu|cuda] [--json out.json] [--skip-original]
+
+On the CPU the network runs with NHWC (channels-last) weights, as ``load_model`` loads it there; the
+16:9 forward pass is also timed in plain NCHW for comparison.
 """
 
 from __future__ import annotations
@@ -61,6 +64,15 @@ def main() -> None:
         c = torch.randn(b, 1, 64, 64, device=dev, dtype=dtype)
         t = torch.full((b,), 500.0, device=dev)
         results[f"default_forward_b{b}_64x64_s"] = timed(lambda: net(x, t, c), args.repeat, sync)
+    # the 16:9 working size at a guided batch of 8 keyframes, in the layout load_model chose and in plain NCHW
+    x, c = torch.randn(16, 2, 64, 112, device=dev, dtype=dtype), torch.randn(16, 1, 64, 112, device=dev, dtype=dtype)
+    t = torch.full((16,), 500.0, device=dev)
+    layout = "nhwc" if net.stem.weight.is_contiguous(memory_format=torch.channels_last) else "nchw"
+    results[f"default_forward_b16_64x112_{layout}_s"] = timed(lambda: net(x, t, c), args.repeat, sync)
+    if layout == "nhwc":
+        net.to(memory_format=torch.contiguous_format)
+        results["default_forward_b16_64x112_nchw_s"] = timed(lambda: net(x, t, c), args.repeat, sync)
+        net.to(memory_format=torch.channels_last)
     for b, hw in ((1, (64, 64)), (8, (64, 64)), (1, (64, 112)), (8, (64, 112))):
         l = torch.rand(b, 1, *hw) * 2 - 1
         for steps in (25,):

@@ -60,3 +60,26 @@ def test_config_json_round_trip_and_unknown_fields():
         UNetConfig.from_json('{"base_channels": 32, "wormholes": 3}')
     with pytest.raises(CheckpointError, match="JSON"):
         UNetConfig.from_json("{not json")
+
+
+def test_channels_last_and_fused_attention_keep_the_outputs():
+    """The CPU inference layout (NHWC weights, what load_model sets) and the attention's fused kernel
+    give the plain NCHW network's output within float rounding, on the 16:9 working size."""
+    from hueshift_core.model.checkpoint import default_model_path, load_model
+
+    model = load_model(default_model_path(), "cpu")
+    assert model.net.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(0)
+    x, c, t = torch.randn(2, 2, 64, 112), torch.rand(2, 1, 64, 112) * 2 - 1, torch.tensor([900.0, 40.0])
+    with torch.no_grad():
+        nhwc = model.net(x, t, c)
+        nchw = model.net.to(memory_format=torch.contiguous_format)(x, t, c)
+        q = model.net.mid_attn.qkv  # the attention's math path, as the network ran before
+        h = model.net.mid_attn.norm(torch.randn(1, q.in_channels, 8, 14))
+        ref = model.net.mid_attn(h)
+        with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+            math = model.net.mid_attn(h)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and nchw.is_contiguous()
+    torch.testing.assert_close(nhwc, nchw, atol=1e-4, rtol=0)
+    torch.testing.assert_close(ref, math, atol=1e-4, rtol=0)
+    assert float(nhwc.abs().mean()) > 1e-3  # a real output, not zeros

@@ -261,6 +261,11 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     net = ColorUNet(info.config)
     net.load_state_dict({k: t.float() for k, t in tensors.items()})
     net.eval().requires_grad_(False).to(device=device, dtype=dtype)
+    if device.type == "cpu":
+        # NHWC convolutions: oneDNN's native layout on the CPU, no reorder around each conv, and the
+        # attention's channels land contiguous for the fused kernel. Same outputs within float rounding
+        # (tests/test_unet.py); 1.1-1.2x a forward pass here (benchmarks/bench_unet.py --layouts).
+        net.to(memory_format=torch.channels_last)
     return ColorModel(net=net, info=info, path=str(path))
 
 

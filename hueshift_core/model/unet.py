@@ -135,7 +135,10 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        q, k, v = rearrange(self.qkv(self.norm(x)), "b (three n c) h w -> three b n (h w) c", three=3, n=self.heads)
+        qkv = rearrange(self.qkv(self.norm(x)), "b (three n c) h w -> three b n (h w) c", three=3, n=self.heads)
+        if qkv.stride(-1) != 1:  # NCHW: channels strided; the fused CPU kernel needs them contiguous (else: math path)
+            qkv = qkv.contiguous()
+        q, k, v = qkv.unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)
         return x + self.proj(rearrange(out, "b n (h w) c -> b (n c) h w", h=h, w=w))
 
