@@ -92,6 +92,13 @@ def colorize_all(model, imgs: list[np.ndarray], options: SampleOptions) -> list[
     return out  # type: ignore[return-value]
 
 
+def parse_variant(text: str) -> tuple[str, int, tuple[float, float]]:
+    """``SAMPLER:STEPS[:LO-HI]`` -> (sampler, steps, guidance interval)."""
+    parts = text.split(":")
+    lo, hi = (float(v) for v in parts[2].split("-")) if len(parts) > 2 else (0.0, 1.0)
+    return parts[0], int(parts[1]), (lo, hi)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sources", nargs="*", default=[str(DEFAULT)])
@@ -105,6 +112,9 @@ def main() -> None:
     ap.add_argument("--crop", default=None, help="WxH: centre-crop every photo to this size (batches; faster)")
     ap.add_argument("--short-side", type=int, default=64, help="working resolution (short side)")
     ap.add_argument("--sampler", default="ddim")
+    ap.add_argument("--variants", nargs="+", default=None, metavar="SAMPLER:STEPS[:LO-HI]",
+                    help="sampling variants side by side, e.g. ddim:25 dpmpp_2m:12:0.2-0.8 (LO-HI: the noise levels "
+                         "t/(T-1) where guidance applies; default all); replaces --sampler/--steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--name", default="photos")
@@ -129,14 +139,17 @@ def main() -> None:
         model = get_model(None if path == "default" else path)
         label = Path(model.path).stem
         scales = args.guidance if model.info.guidance is not None else [None]  # no guidance: scale 1 only
-        for g in scales:
+        variants = [parse_variant(v) for v in args.variants] if args.variants else [(args.sampler, args.steps, (0.0, 1.0))]
+        for g, (sampler, steps, interval) in ((g, v) for g in scales for v in variants):
             scale = guidance_scale(model, g)
             t = time.perf_counter()
-            outs = colorize_all(model, imgs, SampleOptions(steps=args.steps, sampler=args.sampler, seed=args.seed,
-                                                           batch_size=16, guidance=g, short_side=args.short_side))
+            outs = colorize_all(model, imgs, SampleOptions(steps=steps, sampler=sampler, seed=args.seed, batch_size=16,
+                                                           guidance=g, guidance_interval=interval,
+                                                           short_side=args.short_side))
             de = [mean_ciede2000(o, t_) for o, t_ in zip(outs, imgs)]
             c_out = [colourfulness(o) for o in outs]
-            run = {"model": label, "guidance": scale, "seconds": round(time.perf_counter() - t, 1),
+            run = {"model": label, "guidance": scale, "sampler": sampler, "steps": steps, "guidance_interval": interval,
+                   "seconds": round(time.perf_counter() - t, 1),
                    "ciede2000": float(np.mean(de)), "ciede2000_ratio_to_grey": float(np.mean(de) / np.mean(de_grey)),
                    "colourfulness_output": float(np.mean(c_out)),
                    "colourfulness_ratio": float(np.mean(c_out) / np.mean(c_truth)),
@@ -144,7 +157,7 @@ def main() -> None:
             res["runs"].append(run)
             print(json.dumps(run), flush=True)
             rows.append(strip(outs[:8]))
-            labels.append(f"{label} g={scale:g}")
+            labels.append(f"{label} g={scale:g} {sampler}:{steps}:{interval[0]:g}-{interval[1]:g}")
     rows.append(strip(imgs[:8]))
     labels.append("truth")
     (out / f"{args.name}.json").write_text(json.dumps(res, indent=2))

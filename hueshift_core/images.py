@@ -92,7 +92,8 @@ def sample_frames_ab(model: ColorModel, frames: torch.Tensor, options: SampleOpt
     for i in range(0, frames.shape[0], options.batch_size):
         l_full, _ = frames_to_lab(frames[i:i + options.batch_size].float())
         ab = sample_ab(model, downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
-                       generator=g, eta=options.eta, callback=callback, guidance=options.guidance)
+                       generator=g, eta=options.eta, callback=callback, guidance=options.guidance,
+                       guidance_interval=options.guidance_interval)
         out.append(denormalize_ab(ab.float().cpu()))
     return torch.cat(out)
 

@@ -123,6 +123,48 @@ def test_guidance_scale_stored_bounded_and_used(cfg_model_path, tiny_model_path,
         read_info(bad)
 
 
+class _Counting:
+    """A stand-in network that records the batch sizes it was called with and tells cond from null."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, x, t, cond):
+        self.batches.append(x.shape[0])
+        return torch.where(cond[:, :1] == NULL_COND, torch.zeros_like(x), torch.ones_like(x))
+
+
+def test_guidance_interval_guides_only_inside_it():
+    net, x, c = _Counting(), torch.zeros(2, 2, 8, 8), torch.zeros(2, 1, 8, 8)
+    g = Guided(net, 3.0, (0.2, 0.6), num_timesteps=1001)  # guided for 200 <= t <= 600
+    assert torch.equal(g(x, torch.tensor([100.0, 100.0]), c), torch.ones_like(x))  # outside: conditional only
+    assert torch.equal(g(x, torch.tensor([600.0, 600.0]), c), torch.full_like(x, 3.0))  # inside: 0 + 3 * (1 - 0)
+    mixed = g(x, torch.tensor([100.0, 400.0]), c)
+    assert torch.equal(mixed[0], torch.ones_like(x[0])) and torch.equal(mixed[1], torch.full_like(x[1], 3.0))
+    assert net.batches == [2, 4, 4]  # one pass outside the interval, two (as one batch) inside
+    for bad in [(0.5, 0.2), (-0.1, 1.0), (0.0, 1.5), ("a", 1), (1.0,)]:
+        with pytest.raises(InputError, match="guidance interval"):
+            SampleOptions(guidance_interval=bad)
+
+
+def test_guidance_interval_in_sampling(cfg_model_path):
+    cfg = load_model(cfg_model_path)
+    l = torch.rand(1, 1, 16, 24) * 2 - 1
+    g = lambda: torch.Generator().manual_seed(0)
+    batches = []
+    hook = cfg.net.register_forward_pre_hook(lambda m, args: batches.append(args[0].shape[0]))
+    try:
+        full = sample_ab(cfg, l, steps=6, generator=g())
+        assert batches == [2] * 6  # guided everywhere by default
+        assert torch.equal(full, sample_ab(cfg, l, steps=6, generator=g(), guidance_interval=(0.0, 1.0)))
+        batches.clear()
+        half = sample_ab(cfg, l, steps=6, generator=g(), guidance_interval=(0.5, 1.0))
+        assert batches == [2, 2, 2, 1, 1, 1]  # timesteps 999, 799, 599 guided; 400, 200, 0 not
+    finally:
+        hook.remove()
+    assert not torch.equal(full, half) and torch.isfinite(half).all()
+
+
 def test_colorize_frames_with_guidance(cfg_model_path):
     model = load_model(cfg_model_path)
     x = torch.rand(1, 3, 20, 36)

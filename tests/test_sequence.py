@@ -13,7 +13,7 @@ from hueshift_core import cli
 from hueshift_core.errors import InputError
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.model.sampling import SampleOptions
-from hueshift_core.video import probe, read_frames
+from hueshift_core.video import probe
 from hueshift_core.video.files import colorize_video
 from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 from hueshift_core.video.sequence import is_pattern, is_sequence, probe_sequence, read_sequence, sequence_files

@@ -36,14 +36,25 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that samples colour."""
     p.add_argument("--model", default=None, help="HueShift .safetensors checkpoint (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same colours")
-    p.add_argument("--steps", type=int, default=25, help="diffusion sampling steps (default 25)")
+    d = SampleOptions()
+    p.add_argument("--steps", type=int, default=d.steps, help=f"diffusion sampling steps (default {d.steps})")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale: higher = more vivid, more decided colours "
                         "(default: the model's own; 1 = off)")
-    p.add_argument("--sampler", choices=[s.value for s in Sampler], default=Sampler.DDIM.value)
+    p.add_argument("--guidance-interval", type=float, nargs=2, default=d.guidance_interval, metavar=("LO", "HI"),
+                   help="guide only at the noise levels t/T in [LO, HI]; fewer network passes outside it "
+                        f"(default {d.guidance_interval[0]:g} {d.guidance_interval[1]:g})")
+    p.add_argument("--sampler", choices=[s.value for s in Sampler], default=Sampler(d.sampler).value,
+                   help=f"default {Sampler(d.sampler).value}")
     p.add_argument("--upscale", choices=[u.value for u in Upscale], default=Upscale.GUIDED.value,
                    help="chroma upscale: guided (edge-aware, default) or bicubic (the original's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+
+
+def sample_options(args: argparse.Namespace, **more) -> SampleOptions:
+    """The :class:`SampleOptions` the options of :func:`add_model_arguments` ask for (``more``: the rest)."""
+    return SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, guidance=args.guidance,
+                         guidance_interval=tuple(args.guidance_interval), **more)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -92,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be 1 to 256, got {args.batch_size}")
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
-    options = SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
-                            guidance=args.guidance)
+    options = sample_options(args)
     device = resolve_device(args.device)
     as_folder = args.output.endswith(("/", os.sep))  # "-o results/": a folder, even for one input
     if len(inputs) == 1 and not out.is_dir() and not as_folder:
@@ -195,7 +205,7 @@ def colorize_batch(images: list[np.ndarray], model, options: SampleOptions = Sam
     noise = torch.cat([make_noise((1, 2, *size), torch.Generator().manual_seed(options.seed)) for _ in images])
     ab = sample_ab(model, downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
                    generator=torch.Generator().manual_seed(options.seed), eta=options.eta,
-                   guidance=options.guidance, noise=noise)
+                   guidance=options.guidance, guidance_interval=options.guidance_interval, noise=noise)
     rgb = upscale_merge(x, denormalize_ab(ab.float().cpu()), upscale)
     return [tensor_to_image(f) for f in rgb]
 

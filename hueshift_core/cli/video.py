@@ -8,12 +8,11 @@ import sys
 from .. import threads
 from ..errors import InputError
 from ..model.checkpoint import get_model, resolve_device
-from ..model.diffusion import Sampler
-from ..model.sampling import SampleOptions, guidance_scale
+from ..model.sampling import guidance_scale
 from ..video.files import check_video_io, colorize_video
 from ..video.keyframes import KeyframeOptions
 from ..video.pipeline import MODES, PipelineOptions
-from .image import add_model_arguments
+from .image import add_model_arguments, sample_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--threads must be 1 to 1024, got {args.threads}")
     options = PipelineOptions(
         mode=args.mode,
-        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
-                             batch_size=args.batch_size, guidance=args.guidance),
+        sample=sample_options(args, batch_size=args.batch_size),
         keyframes=KeyframeOptions(max_gap=args.max_gap),
         deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
     )

@@ -12,8 +12,6 @@ import cv2
 import torch
 
 from ..errors import InputError
-from ..model.diffusion import Sampler
-from ..model.sampling import SampleOptions
 from ..video.keyframes import KeyframeOptions
 from ..video.pipeline import MODES, PipelineOptions
 from .inputs import MANIFEST
@@ -55,6 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli.image import sample_options
+
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     threads = args.threads or (1 if args.ray else None)
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         cv2.setNumThreads(threads)
     options = PipelineOptions(
         mode=args.mode,
-        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, guidance=args.guidance),
+        sample=sample_options(args),
         keyframes=KeyframeOptions(max_gap=args.max_gap),
         deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
     )

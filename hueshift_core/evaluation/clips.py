@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cli.image import add_model_arguments
+from ..cli.image import add_model_arguments, sample_options
 from ..errors import HueShiftError, InputError
 from ..model.checkpoint import ColorModel, get_model, resolve_device
-from ..model.diffusion import Sampler
-from ..model.sampling import SampleOptions, guidance_scale
+from ..model.sampling import guidance_scale
 from ..outputs import atomic_write_bytes, check_output, same_file
 from ..video import VideoWriter, check_writable, is_grey_video, probe, read_frames
 from ..video.keyframes import KeyframeOptions
@@ -185,8 +184,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(report_path, inputs=clips, what="report", temp_name=f".{report_path.name}.partial")
     options = PipelineOptions(
         mode=args.mode, deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
-        sample=SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed,
-                             batch_size=args.batch_size, guidance=args.guidance),
+        sample=sample_options(args, batch_size=args.batch_size),
         keyframes=KeyframeOptions(max_gap=args.max_gap))
     device = resolve_device(args.device)
     save_dir = Path(args.save_dir) if args.save_dir else None

@@ -18,7 +18,8 @@ import torch
 
 from ..errors import InputError
 from .checkpoint import ColorModel
-from .diffusion import SAMPLERS, Callback, Denoiser, Guided, Sampler, q_sample, sample_ddim, space_timesteps
+from .diffusion import (SAMPLERS, Callback, Denoiser, Guided, Sampler, check_interval, q_sample, sample_ddim,
+                        space_timesteps)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class SampleOptions:
     max_long_side: int = 256
     batch_size: int = 8
     guidance: float | None = None  # classifier-free guidance scale; None = the model's own default
+    guidance_interval: tuple[float, float] = (0.0, 1.0)  # noise levels t/(T-1) where guidance applies
 
     def __post_init__(self) -> None:
         for name in ("steps", "seed", "short_side", "max_long_side", "batch_size"):
@@ -54,6 +56,7 @@ class SampleOptions:
             raise InputError(f"batch size must be 1 to 4096, got {self.batch_size}")
         if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta >= 0):
             raise InputError(f"eta must be a finite number >= 0, got {self.eta}")
+        object.__setattr__(self, "guidance_interval", check_interval(self.guidance_interval))
         try:
             object.__setattr__(self, "sampler", Sampler(self.sampler))
         except ValueError:
@@ -113,7 +116,8 @@ def make_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tens
 def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 25, sampler: Sampler | str = Sampler.DDIM,
               generator: torch.Generator, eta: float = 0.0, init_ab: torch.Tensor | None = None,
               strength: float = 1.0, noise: torch.Tensor | None = None,
-              callback: Callback | None = None, guidance: float | None = None) -> torch.Tensor:
+              callback: Callback | None = None, guidance: float | None = None,
+              guidance_interval: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """Sample normalised ab ``[B, 2, h, w]`` (about [-1, 1]) for normalised L ``[B, 1, h, w]`` in [-1, 1].
 
     ``init_ab`` with ``strength < 1`` starts from that colour noised to timestep
@@ -121,7 +125,8 @@ def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 25, sampl
     keyframes keep what earlier ones chose unless the model disagrees. ``noise``
     ``[B, 2, h, w]`` replaces the drawn noise (share it across frames for steadier colour).
     ``guidance`` is the classifier-free guidance scale (None: the model's default,
-    :func:`guidance_scale`); a scale other than 1 doubles the network evaluations.
+    :func:`guidance_scale`); a scale other than 1 doubles the network evaluations at the
+    timesteps inside ``guidance_interval`` (fractions of the noise range, :class:`Guided`).
     """
     if l_norm.dim() != 4 or l_norm.shape[1] != 1:
         raise InputError(f"L must be [B, 1, h, w], got {tuple(l_norm.shape)}")
@@ -133,7 +138,8 @@ def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 25, sampl
     device = model.device
     scale = guidance_scale(model, guidance)
     net = _Cast(model.net, model.dtype)
-    denoiser = Denoiser(Guided(net, scale) if scale != 1.0 else net, model.alphas_cumprod, model.info.prediction)
+    guided = Guided(net, scale, guidance_interval, int(model.alphas_cumprod.shape[0])) if scale != 1.0 else net
+    denoiser = Denoiser(guided, model.alphas_cumprod, model.info.prediction)
     T = denoiser.num_timesteps
     shape = (l_norm.shape[0], 2, *l_norm.shape[-2:])
     if noise is None:

@@ -101,7 +101,7 @@ class KeyframeColorizer:
             init_ab = normalize_ab(F.interpolate(ab0, size=work, mode="area"))
         with self.timer("diffusion"):
             ab = sample_ab(self.model, l_work, steps=o.steps, sampler=o.sampler, generator=self._gen, eta=o.eta,
-                           guidance=o.guidance, init_ab=init_ab, strength=self.warm_start if warm else 1.0,
+                           guidance=o.guidance, guidance_interval=o.guidance_interval, init_ab=init_ab, strength=self.warm_start if warm else 1.0,
                            noise=noise, callback=self.callback)
         self.stats.device = str(ab.device)
         self.last = denormalize_ab(ab.float().cpu())
