@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's own)")
     ap.add_argument("--steps", type=int, default=None, help="sampling steps (default: the library's)")
     ap.add_argument("--sampler", default=None, help="ddim, ddpm or dpmpp_2m (default: the library's)")
+    ap.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="noise levels t/T where guidance applies (default: the library's)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--from-reports", action="store_true", help="only rebuild table, strips and plot from OUT/report-*.json")
     args = ap.parse_args()
@@ -78,12 +80,15 @@ def main() -> None:
             sample = dataclasses.replace(sample, steps=args.steps)
         if args.sampler:
             sample = dataclasses.replace(sample, sampler=args.sampler)
+        if args.guidance_interval:
+            sample = dataclasses.replace(sample, guidance_interval=tuple(args.guidance_interval))
         options = dataclasses.replace(CONFIGS[name], sample=sample)
         reports[name] = evaluate(clips, model, options, save_dir=save, max_frames=args.max_frames,
                                  log=lambda s: print(f"[{name}] {s}", flush=True))
         reports[name]["settings"] = {"config": name, "max_frames": args.max_frames, "model": Path(model.path).name,
                                      "guidance": guidance_scale(model, args.guidance),
-                                     "steps": options.sample.steps, "sampler": options.sample.sampler.value}
+                                     "steps": options.sample.steps, "sampler": options.sample.sampler.value,
+                                     "guidance_interval": list(options.sample.guidance_interval)}
         reports[name]["machine"] = machine("cpu")
         (out / f"report-{name}.json").write_text(json.dumps(reports[name], indent=2))
         print(f"{name}: {time.perf_counter() - t:.0f} s", flush=True)

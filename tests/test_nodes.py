@@ -365,13 +365,14 @@ def test_staged_graph_gives_the_pipelines_colours_on_a_real_clip(tiny_model, nod
     clip = ROOT / "workflows" / "input" / "hueshift_example.mp4"  # a real grey clip, 16 frames 320x180
     frames = np.concatenate(list(pack_module("hueshift_core.video").read_frames(str(clip))))
     img = torch.from_numpy(frames).float() / 255.0
-    options = core.PipelineOptions(sample=pack_module("hueshift_core.model.sampling").SampleOptions(steps=4, seed=7),
+    sample = pack_module("hueshift_core.model.sampling").SampleOptions(steps=4, seed=7)  # the default sampler
+    options = core.PipelineOptions(sample=sample,
                                    keyframes=pack_module("hueshift_core.video.keyframes").KeyframeOptions(max_gap=5))
     want = np.concatenate(list(core.VideoPipeline(tiny_model.model, options).run(iter([frames]))))
     plan = nodes["HueShiftKeyframeSelect"].execute(images=img, max_gap=5, cut_threshold=0.35, track_threshold=0.3,
                                                    analysis_size=128).args[0]
     assert len(plan.keyframes) >= 3  # warm starts and two-sided propagation are exercised
-    keys = nodes["HueShiftDDPMColorize"].execute(images=img, model=tiny_model, steps=4, sampler="ddim", seed=7,
+    keys = nodes["HueShiftDDPMColorize"].execute(images=img, model=tiny_model, steps=4, sampler=sample.sampler.value, seed=7,
                                                  batch_size=8, working_size=64, keyframes=plan).args[0]
     chroma = nodes["HueShiftPropagate"].execute(images=img, keyframes=plan, chroma=keys, deflicker=0.5).args[0]
     got = nodes["HueShiftLABUpscale"].execute(images=img, chroma=chroma, method="guided").args[0]
