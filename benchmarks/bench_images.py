@@ -1,7 +1,7 @@
 """``hueshift colorize-image`` on many photos: photos/s end to end and peak memory, variants side by side.
 
     python benchmarks/bench_images.py [--shard ../shared/data/images/train-00.zip] [--counts 32 128]
-        [--batch-sizes 1 8] [--steps 25] [--json out.json]
+        [--batch-sizes 1 8] [--steps N] [--json out.json]
 
 Takes the first photos of a Tiny ImageNet shard (64x64 JPEG), writes them to a temporary folder, and
 runs the real command (``python -m hueshift_core.cli colorize-image FILES... -o OUT/``, model load and
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--shard", default=str(DEFAULT))
     ap.add_argument("--counts", type=int, nargs="+", default=[32, 128])
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (default: the command's)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
@@ -59,7 +59,7 @@ def main() -> None:
             p = Path(tmp) / Path(n).name
             p.write_bytes(z.read(n))
             files.append(str(p))
-        print(f"{where}; {len(files)} photos from {Path(args.shard).name}; {args.steps} steps"
+        print(f"{where}; {len(files)} photos from {Path(args.shard).name}; {args.steps or 'default'} steps"
               + (f"; {env}" if env else ""), flush=True)
         for count in args.counts:
             for bs in args.batch_sizes:
@@ -67,7 +67,8 @@ def main() -> None:
                 load = os.getloadavg()[0]
                 t = time.perf_counter()
                 r = subprocess.run([sys.executable, __file__, "--child", "colorize-image", *files[:count], "-o",
-                                    f"{out}/", "--steps", str(args.steps), "--batch-size", str(bs), "--no-progress"],
+                                    f"{out}/", *(["--steps", str(args.steps)] if args.steps else []), "--batch-size", str(bs),
+                                    "--no-progress"],
                                    capture_output=True, text=True, check=False)
                 wall = time.perf_counter() - t
                 info = json.loads(r.stderr.strip().splitlines()[-1])

@@ -151,7 +151,7 @@ def main() -> None:
             parts.append(f"{c['fps']:6.2f}" + (f" ({ratio:4.2f}x)" if ratio is not None and load != "alone" else "        "))
             rows.append(c)
         print(f"{variant:8s} " + " ".join(f"{p:>16s}" for p in parts))
-    print(f"(fps; in brackets: the ratio to the same variant alone; load1 before each cell is in the rows above)")
+    print("(fps; in brackets: the ratio to the same variant alone; load1 before each cell is in the rows above)")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": where, "command": " ".join(["python", *sys.argv]),
                                                "clip": args.clip, "frames": args.frames, "busy": args.busy,

@@ -52,7 +52,9 @@ def main() -> None:
     ap.add_argument("--mode", default="keyframes", choices=MODES)
     ap.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     ap.add_argument("--steps", type=int, default=SampleOptions.steps)
-    ap.add_argument("--sampler", default=SampleOptions.sampler.value, help="ddim (default), ddpm or dpmpp_2m")
+    ap.add_argument("--sampler", default=SampleOptions.sampler.value,
+                    help=f"ddim, ddpm or dpmpp_2m (default {SampleOptions.sampler.value})")
+    ap.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's own)")
     ap.add_argument("--warm-start", type=float, default=PipelineOptions.warm_start)
     ap.add_argument("--no-share-noise", action="store_true")
     ap.add_argument("--deflicker", type=float, default=PipelineOptions.deflicker)
@@ -70,7 +72,7 @@ def main() -> None:
     if not files:
         sys.exit(f"no clips found in {args.clips}")
     model = get_model(args.model, args.device)
-    opts = PipelineOptions(mode=args.mode, sample=SampleOptions(steps=args.steps, sampler=args.sampler), warm_start=args.warm_start,
+    opts = PipelineOptions(mode=args.mode, sample=SampleOptions(steps=args.steps, sampler=args.sampler, guidance=args.guidance), warm_start=args.warm_start,
                            share_noise=not args.no_share_noise, deflicker=args.deflicker, upscale=args.upscale)
     where = machine(args.device)
     load_before = os.getloadavg()[0]
@@ -104,7 +106,7 @@ def main() -> None:
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS") if k in os.environ)
     summary = {"machine": where, "command": " ".join([*([env] if env else []), "python", sys.argv[0], *sys.argv[1:]]),
                "load_average": [round(load_before, 2), round(load_after, 2)], "threads": n_threads,
-               "options": {"mode": args.mode, "steps": args.steps, "sampler": args.sampler, "warm_start": args.warm_start,
+               "options": {"mode": args.mode, "steps": args.steps, "sampler": args.sampler, "guidance": args.guidance, "warm_start": args.warm_start,
                            "share_noise": not args.no_share_noise, "deflicker": args.deflicker,
                            "upscale": args.upscale, "model": args.model or "shipped default"},
                "frames": frames_total, "seconds": round(seconds_total, 2), "cpu_seconds": round(cpu_total, 2),
