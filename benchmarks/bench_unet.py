@@ -21,7 +21,8 @@ import torch
 from common import machine  # benchmarks/common.py
 
 from hueshift_core.model.checkpoint import load_model, resolve_model_path
-from hueshift_core.model.sampling import sample_ab
+from hueshift_core.model.diffusion import Sampler
+from hueshift_core.model.sampling import SampleOptions, sample_ab
 from hueshift_core.model.unet import ColorUNet, UNetConfig, count_parameters
 
 ORIGINAL = UNetConfig(base_channels=384, channel_mults=(1, 1, 1, 1), num_res_blocks=2,
@@ -75,10 +76,16 @@ def main() -> None:
         net.to(memory_format=torch.channels_last)
     for b, hw in ((1, (64, 64)), (8, (64, 64)), (1, (64, 112)), (8, (64, 112))):
         l = torch.rand(b, 1, *hw) * 2 - 1
-        for steps in (25,):
-            s = timed(lambda: sample_ab(model, l, steps=steps, generator=torch.Generator().manual_seed(0)),
-                      max(1, args.repeat - 1), sync)
-            results[f"default_ddim{steps}_b{b}_{hw[0]}x{hw[1]}_s_per_frame"] = s / b
+        # DDIM 25 without guidance (one pass a step: the network's cost, comparable across rounds), and the
+        # library's default recipe (SampleOptions: sampler, steps, the model's own guidance scale)
+        s = timed(lambda: sample_ab(model, l, steps=25, sampler=Sampler.DDIM, guidance=1.0,
+                                    generator=torch.Generator().manual_seed(0)), max(1, args.repeat - 1), sync)
+        results[f"default_ddim25_b{b}_{hw[0]}x{hw[1]}_s_per_frame"] = s / b
+        d = SampleOptions()
+        s = timed(lambda: sample_ab(model, l, steps=d.steps, sampler=d.sampler, guidance=d.guidance,
+                                    guidance_interval=d.guidance_interval, generator=torch.Generator().manual_seed(0)),
+                  max(1, args.repeat - 1), sync)
+        results[f"default_recipe_{d.sampler.value}{d.steps}_b{b}_{hw[0]}x{hw[1]}_s_per_frame"] = s / b
 
     if not args.skip_original:
         orig = ColorUNet(ORIGINAL).eval().to(dev, dtype)
