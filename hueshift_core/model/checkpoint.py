@@ -264,7 +264,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     if device.type == "cpu":
         # NHWC convolutions: oneDNN's native layout on the CPU, no reorder around each conv, and the
         # attention's channels land contiguous for the fused kernel. Same outputs within float rounding
-        # (tests/test_unet.py); 1.1-1.2x a forward pass here (benchmarks/bench_unet.py --layouts).
+        # (tests/test_unet.py); benchmarks/bench_unet.py times both layouts.
         net.to(memory_format=torch.channels_last)
     return ColorModel(net=net, info=info, path=str(path))
 
