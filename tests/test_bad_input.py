@@ -244,6 +244,7 @@ def test_image_output_device_is_never_replaced(files, capsys):
     (["--seed", "-1"], "seed must be 0 to 2**64 - 1"),
     (["--steps", "0"], "steps must be 1 to"),
     (["--guidance", "nan"], "guidance scale must be in [0, 20]"),
+    (["--guidance-interval", "0.8", "0.2"], "guidance interval must satisfy 0 <= lo <= hi <= 1"),
     (["--device", "quantum"], "unknown device 'quantum'"),
     pytest.param(["--device", "cuda"], "no CUDA GPU", marks=pytest.mark.skipif(torch.cuda.is_available(),
                                                                                 reason="a GPU is here")),
