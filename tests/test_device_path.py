@@ -67,12 +67,21 @@ def test_cuda_path_runs_on_the_gpu(tiny_model_path):
     assert np.abs(cpu.astype(int) - gpu).mean() < 2.0
 
 
-def test_grey_frames_take_l_from_the_table_exactly():
+def test_frame_l_grey_by_table_exactly_and_colour_by_formula():
     rng = np.random.default_rng(3)
     grey = np.repeat(rng.integers(0, 256, (33, 47, 1), dtype=np.uint8), 3, axis=2)
     colour = rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)
     for rgb in (grey, colour):
         ref = cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
         l, chroma = frame_l(rgb)
-        assert l.dtype == np.float32 and np.array_equal(l, ref[..., 0])  # the same values, not just close
+        assert l.dtype == np.float32 and l.shape == rgb.shape[:2]
+        if rgb is grey:
+            assert np.array_equal(l, ref[..., 0])  # the same values, not just close
+        else:  # CIELAB's own formula: within OpenCV's approximation of it, and equal to a float64 reference
+            assert np.abs(l - ref[..., 0]).max() < 0.25
+            c = rgb / 255.0
+            lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+            y = lin @ np.array([0.212671, 0.715160, 0.072169])
+            exact = np.where(y > 216 / 24389, 116 * np.cbrt(y) - 16, y * 24389 / 27)
+            assert np.abs(l - exact).max() < 0.01
         assert (chroma > 2.0) == (float(np.abs(ref[::8, ::8, 1:]).mean()) > 2.0)

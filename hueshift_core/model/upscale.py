@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .color import lab_to_rgb, lab_to_rgb_u8
+from .color import lab_to_rgb
 
 
 class Upscale(str, enum.Enum):
@@ -31,8 +31,13 @@ class Upscale(str, enum.Enum):
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Mean over (2r+1)^2 windows with edge replication; ``[B, C, H, W]`` -> same."""
+    """Mean over (2r+1)^2 windows with edge replication; ``[B, C, H, W]`` -> same. On the CPU OpenCV's box
+    filter, plane by plane (torch's stride-1 average pooling costs ~5 ms a frame there); equal within rounding."""
     k = 2 * r + 1
+    if _cv2_ok(x):
+        planes = x.detach().reshape(-1, *x.shape[-2:]).contiguous().numpy()
+        return torch.from_numpy(np.stack([cv2.blur(p, (k, k), borderType=cv2.BORDER_REPLICATE) for p in planes])
+                                ).reshape(x.shape)
     return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), k, stride=1)
 
 
@@ -78,6 +83,18 @@ def upscale_bicubic(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     return F.interpolate(ab_small, size=size, mode="bicubic", align_corners=False)
 
 
+def _guided_model(ab_small: torch.Tensor, guide_full: torch.Tensor, radius: int, eps: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The guided filter's linear model at the working resolution: (guide, slope), ``guide`` the area-downscaled
+    ``guide_full`` ``[B, 1, h, w]`` and ``slope`` ``cov(guide, ab) / (var(guide) + eps)`` ``[B, 2, h, w]``."""
+    guide = F.interpolate(guide_full, size=tuple(ab_small.shape[-2:]), mode="area")
+    mean_i = _box(guide, radius)
+    mean_p = _box(ab_small, radius)
+    cov_ip = _box(guide * ab_small, radius) - mean_i * mean_p
+    var_i = _box(guide * guide, radius) - mean_i * mean_i
+    return guide, cov_ip / (var_i + eps)
+
+
 def upscale_guided(ab_small: torch.Tensor, l_full: torch.Tensor, radius: int = 1, eps: float = 0.03) -> torch.Tensor:
     """Edge-aware upscale: bicubic chroma plus the luminance detail it is locally correlated with.
 
@@ -95,25 +112,34 @@ def upscale_guided(ab_small: torch.Tensor, l_full: torch.Tensor, radius: int = 1
     dtype = ab_small.dtype
     ab_small = ab_small.float()
     guide_full = l_full.float() / 100.0
-    h, w = ab_small.shape[-2:]
     size = tuple(guide_full.shape[-2:])
-    guide = F.interpolate(guide_full, size=(h, w), mode="area")
-    mean_i = _box(guide, radius)
-    mean_p = _box(ab_small, radius)
-    cov_ip = _box(guide * ab_small, radius) - mean_i * mean_p
-    var_i = _box(guide * guide, radius) - mean_i * mean_i
-    slope = cov_ip / (var_i + eps)
+    guide, slope = _guided_model(ab_small, guide_full, radius, eps)
     if _cv2_ok(guide_full):  # the same sums in [H, W, C] layout with OpenCV's resize, frame by frame
         out = []
-        for ab_f, slope_f, g_f, gf_f in zip(_hwc(ab_small), _hwc(slope), _hwc(guide), _hwc(guide_full)):
-            detail = gf_f - _resize(g_f, size, cv2.INTER_CUBIC)
-            up = _resize(ab_f, size, cv2.INTER_CUBIC)
-            up += _resize(slope_f, size, cv2.INTER_LINEAR) * detail
-            out.append(torch.from_numpy(up).permute(2, 0, 1))
+        for ab_f, slope_f, g_f, gf_f in zip(ab_small.contiguous().numpy(), slope.numpy(), guide[:, 0].numpy(),
+                                            guide_full[:, 0].numpy()):
+            out.append(torch.from_numpy(np.stack(_guided_frame(ab_f, slope_f, g_f, gf_f, size))))
         return torch.stack(out).to(dtype)
     slope = F.interpolate(slope, size=size, mode="bilinear", align_corners=False)
     detail = guide_full - F.interpolate(guide, size=size, mode="bicubic", align_corners=False)
     return (upscale_bicubic(ab_small, size) + slope * detail).to(dtype)
+
+
+def _guided_frame(ab: np.ndarray, slope: np.ndarray, guide: np.ndarray, guide_full: np.ndarray,
+                  size: tuple[int, int]) -> list[np.ndarray]:
+    """One frame of :func:`upscale_guided` with OpenCV, plane by plane (contiguous ``[H, W]`` arrays, the
+    cheapest layout for these sums): ab and slope ``[2, h, w]``, guide ``[h, w]``, guide_full ``[H, W]`` ->
+    the two upscaled chroma planes ``[H, W]`` at ``size = (H, W)``."""
+    dsize = (size[1], size[0])
+    detail = guide_full - cv2.resize(guide, dsize, interpolation=cv2.INTER_CUBIC)
+    planes = []
+    for a, s in zip(ab, slope):
+        up = cv2.resize(a, dsize, interpolation=cv2.INTER_CUBIC)
+        s_up = cv2.resize(s, dsize, interpolation=cv2.INTER_LINEAR)
+        s_up *= detail
+        up += s_up
+        planes.append(up)
+    return planes
 
 
 def upscale_ab(ab_small: torch.Tensor, l_full: torch.Tensor, method: Upscale | str = Upscale.GUIDED) -> torch.Tensor:
@@ -142,15 +168,43 @@ def upscale_merge_u8(l_full: np.ndarray, ab_small: np.ndarray, method: Upscale |
     there (a GPU; ``torch.device("cpu")`` runs that path on the CPU, for tests). Same values up to rounding.
     ``timer``: a :class:`~hueshift_core.video.analysis.StageTimer` told of ``upscale`` and ``to_rgb``."""
     timer = timer or (lambda name: contextlib.nullcontext())
-    l_t = torch.from_numpy(np.ascontiguousarray(l_full, dtype=np.float32))[:, None]
+    if device is None:
+        return _merge_u8_cv2(l_full, ab_small, Upscale(method), timer)
+    l_t = torch.from_numpy(np.ascontiguousarray(l_full)).float()[:, None]  # torch's float16 -> float32 is vectorised
     ab_t = torch.from_numpy(np.ascontiguousarray(ab_small, dtype=np.float32)).permute(0, 3, 1, 2)
     with timer("upscale"):
-        if device is not None:
-            l_t, ab_t = l_t.to(device, non_blocking=True), ab_t.to(device, non_blocking=True)
+        l_t, ab_t = l_t.to(device, non_blocking=True), ab_t.to(device, non_blocking=True)
         ab_full = upscale_ab(ab_t, l_t, method)
     with timer("to_rgb"):
-        if device is None:
-            return lab_to_rgb_u8(l_t[:, 0].numpy(), ab_full.permute(0, 2, 3, 1).numpy())
         rgb = lab_to_rgb(torch.cat([l_t, ab_full.to(l_t.dtype)], dim=1))
         return (rgb * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
+
+def _merge_u8_cv2(l_full: np.ndarray, ab_small: np.ndarray, method: Upscale, timer) -> np.ndarray:
+    """:func:`upscale_merge_u8` on the CPU: :func:`upscale_ab`'s sums with OpenCV, kept in ``[H, W, C]`` layout
+    from the small chroma to the uint8 frame (no full-resolution transposes), then :func:`lab_to_rgb_u8`'s
+    conversion. About half the CPU of going through ``[B, 2, H, W]`` tensors (``benchmarks/bench_finish.py``)."""
+    l32 = torch.from_numpy(np.ascontiguousarray(l_full)).float()  # [B, H, W]; vectorised float16 -> float32
+    b, H, W = l32.shape
+    ab_small = np.ascontiguousarray(ab_small, dtype=np.float32)
+    h, w = ab_small.shape[1:3]
+    with timer("upscale"):
+        ab_t = torch.from_numpy(ab_small).permute(0, 3, 1, 2)
+        _check(ab_t, l32[:, None])
+        if (h, w) == (H, W) or (H <= h and W <= w):  # nothing to upscale: the general path (same size, or area down)
+            ups = list(upscale_ab(ab_t, l32[:, None], method).contiguous().numpy())
+        elif method is Upscale.BICUBIC:
+            ups = [[cv2.resize(p, (W, H), interpolation=cv2.INTER_CUBIC) for p in a]
+                   for a in ab_t.contiguous().numpy()]
+        else:
+            ab_t = ab_t.contiguous()
+            guide_full = l32 / 100.0
+            guide, slope = _guided_model(ab_t, guide_full[:, None], 1, 0.03)
+            ups = [_guided_frame(a, s, g, gf, (H, W))
+                   for a, s, g, gf in zip(ab_t.numpy(), slope.numpy(), guide[:, 0].numpy(), guide_full.numpy())]
+    with timer("to_rgb"):
+        lab = np.empty((b, H, W, 3), np.float32)
+        for i, (up_a, up_b) in enumerate(ups):
+            cv2.merge([l32[i].numpy(), up_a, up_b], lab[i])
+        rgb = cv2.cvtColor(lab.reshape(b * H, W, 3), cv2.COLOR_Lab2RGB)  # float sRGB in [0, 1]
+        return cv2.convertScaleAbs(rgb, alpha=255.0).reshape(b, H, W, 3)

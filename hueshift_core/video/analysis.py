@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from ..errors import InputError, VideoError
 from ..model.color import GREY_THRESHOLD
@@ -36,17 +37,39 @@ _GREY_L = np.ascontiguousarray(cv2.cvtColor((np.arange(256, dtype=np.float32) * 
                                             .reshape(1, 256, 3), cv2.COLOR_RGB2Lab)[0, :, 0])
 
 
+# sRGB code value -> linear light, and the Y row of sRGB's (D65) RGB -> XYZ matrix: L of a colour frame
+_LINEAR = np.where(np.arange(256) <= 10, np.arange(256) / 255.0 / 12.92,
+                   ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4).astype(np.float32)
+_Y_ROW = np.array([[0.212671, 0.715160, 0.072169]], np.float32)
+_L_EPS = 216.0 / 24389.0  # CIELAB: below this Y, L is linear in Y
+
+
 def frame_l(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """uint8 RGB ``[H, W, 3]`` -> (L float32 ``[H, W]`` in [0, 100], mean |a|,|b| on a sparse grid).
 
     A grey frame (R = G = B, what a grey video decodes to) takes its L from a 256-entry table made by
-    the same OpenCV conversion: the same values, about 6x less CPU than converting the frame."""
-    r = rgb[..., 0]
-    if np.array_equal(r[0], rgb[0, :, 1]) and np.array_equal(r[0], rgb[0, :, 2]) \
-            and np.array_equal(r, rgb[..., 1]) and np.array_equal(r, rgb[..., 2]):
-        return cv2.LUT(np.ascontiguousarray(r), _GREY_L), 0.0
-    lab = cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
-    return lab[..., 0], float(np.abs(lab[::8, ::8, 1:]).mean())
+    OpenCV's float conversion: the same values, about 7x less CPU than converting the frame (the grey
+    test compares contiguous planes: strided comparisons cost more than the conversion saves). A colour
+    frame's L is CIELAB's formula on Y (linear light by table, one weighted sum, a cube root): within
+    0.2 of OpenCV's float conversion (which approximates the curves) and 3x faster; its a, b are only
+    needed on the sparse grid that measures how much colour it has."""
+    r, g, b = cv2.split(rgb)
+    if np.array_equal(r, g) and np.array_equal(r, b):
+        return cv2.LUT(r, _GREY_L), 0.0
+    y = cv2.transform(cv2.LUT(rgb, _LINEAR), _Y_ROW)
+    l = cv2.pow(y, 1.0 / 3.0)
+    l *= 116.0
+    l -= 16.0
+    if cv2.minMaxLoc(y)[0] <= _L_EPS:
+        low = y <= _L_EPS
+        l[low] = y[low] * (24389.0 / 27.0)
+    grid = cv2.cvtColor(np.ascontiguousarray(rgb[::8, ::8]).astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
+    return l, float(np.abs(grid[..., 1:]).mean())
+
+
+def half(x: np.ndarray) -> np.ndarray:
+    """float32 -> float16 with torch's vectorised conversion (NumPy's costs ~2 ms a 854x480 frame; same values)."""
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).half().numpy()
 
 
 def to_prop(l_full: np.ndarray, prop: tuple[int, int]) -> np.ndarray:
@@ -142,7 +165,7 @@ class FrameAnalyser:
             l_prop = to_prop(l_full, self.sizes.prop)
         with timer("keyframes"):
             cut = self.cuts.push(l_prop)
-        f = AnalysedFrame(i, l_full.astype(np.float16), l_prop, cut)
+        f = AnalysedFrame(i, half(l_full), l_prop, cut)
         prev = self._prev
         if self.flow and prev is not None and not cut:
             with timer("flow"):

@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..images import frames_to_lab, merge_to_rgb
 from ..model.checkpoint import ColorModel
 from ..model.upscale import Upscale, upscale_merge_u8
-from .analysis import FrameAnalyser, PlanCuts, Sizes, check_batch, frame_l
+from .analysis import FrameAnalyser, PlanCuts, Sizes, check_batch, frame_l, half
 from .deflicker import Deflicker, deflicker
 from .keyframe_colour import KeyframeStats, to_prop
 from .keyframes import KeyframeSelector, detect_cuts
@@ -145,7 +145,7 @@ def finish_frames(frames: np.ndarray, ab: torch.Tensor, method: Upscale | str = 
         raise InputError("chroma contains NaN or infinite values: fix the node or code that made it")
     out = np.empty_like(frames)
     for i, rgb in enumerate(frames):
-        l_full = frame_l(rgb)[0].astype(np.float16)
+        l_full = half(frame_l(rgb)[0])
         out[i] = upscale_merge_u8(l_full[None], ab[i:i + 1].permute(0, 2, 3, 1).numpy(), method, device)[0]
         if tick is not None:
             tick(1)
