@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--deflicker", type=float, default=PipelineOptions.deflicker)
     ap.add_argument("--upscale", default=Upscale.GUIDED.value, choices=[u.value for u in Upscale])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-overlap", action="store_true", help="every stage on one thread (PipelineOptions.overlap=False)")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch/OpenCV/codec threads (default: the policy's)")
     ap.add_argument("--json", default=None)
@@ -73,7 +74,8 @@ def main() -> None:
         sys.exit(f"no clips found in {args.clips}")
     model = get_model(args.model, args.device)
     opts = PipelineOptions(mode=args.mode, sample=SampleOptions(steps=args.steps, sampler=args.sampler, guidance=args.guidance), warm_start=args.warm_start,
-                           share_noise=not args.no_share_noise, deflicker=args.deflicker, upscale=args.upscale)
+                           share_noise=not args.no_share_noise, deflicker=args.deflicker, upscale=args.upscale,
+                           overlap=not args.no_overlap)
     where = machine(args.device)
     load_before = os.getloadavg()[0]
     rows = []
@@ -108,7 +110,8 @@ def main() -> None:
                "load_average": [round(load_before, 2), round(load_after, 2)], "threads": n_threads,
                "options": {"mode": args.mode, "steps": args.steps, "sampler": args.sampler, "guidance": args.guidance, "warm_start": args.warm_start,
                            "share_noise": not args.no_share_noise, "deflicker": args.deflicker,
-                           "upscale": args.upscale, "model": args.model or "shipped default"},
+                           "upscale": args.upscale, "overlap": not args.no_overlap,
+                           "model": args.model or "shipped default"},
                "frames": frames_total, "seconds": round(seconds_total, 2), "cpu_seconds": round(cpu_total, 2),
                "fps": round(frames_total / seconds_total, 2),
                "keyframe_jump_mean": round(sum(jumps) / len(jumps), 3) if jumps else None,

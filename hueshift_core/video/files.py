@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..model.checkpoint import ColorModel, get_model
-from .pipeline import PipelineOptions, VideoPipeline
+from .overlap import Prefetch
+from .pipeline import PipelineOptions, VideoPipeline, overlap_depths
 from .probing import VideoInfo, probe
 from .read import read_frames
 from .sequence import SequenceWriter, check_sequence_output, is_pattern, is_sequence, probe_sequence, read_sequence
@@ -111,8 +112,9 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
         writer_cm = VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None,
                                 time_base=info.time_base if info.variable_rate else None)
     with writer_cm as writer:
-        encoder = _Encoder(writer, times)
-        reader = _Prefetch(frames, depth=2)
+        depth = overlap_depths(info.height, info.width, options.keyframes.max_gap)[1] if options.overlap else 2
+        encoder = _Encoder(writer, times, depth)
+        reader = Prefetch(frames, depth=2, name="hueshift-decode")
         try:
             for out in pipe.run(reader, progress):
                 encoder.put(out)
@@ -133,61 +135,15 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
 _DONE = object()
 
 
-class _Prefetch:
-    """Iterate ``source`` on a thread, at most ``depth`` items ahead (decoding overlaps the pipeline);
-    its exceptions come out of ``next()`` in order. ``close()`` stops the thread early."""
-
-    def __init__(self, source: Iterator, depth: int = 2) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(source,), name="hueshift-decode", daemon=True)
-        self._thread.start()
-
-    def _run(self, source: Iterator) -> None:
-        try:
-            for item in source:
-                if not self._offer(("item", item)):
-                    return
-        except BaseException as err:  # noqa: BLE001 — handed to the consumer
-            self._offer(("error", err))
-            return
-        self._offer(("done", None))
-
-    def _offer(self, entry) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> _Prefetch:
-        return self
-
-    def __next__(self):
-        kind, value = self._q.get()
-        if kind == "item":
-            return value
-        self._q.put((kind, value))  # stay exhausted
-        if kind == "error":
-            raise value
-        raise StopIteration
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 class _Encoder:
-    """Encode finished batches on a thread (at most two waiting), so encoding overlaps the pipeline.
+    """Encode finished batches on a thread (at most ``depth`` waiting), so encoding overlaps the pipeline.
     ``close()`` waits for the last frame and re-raises the thread's error; ``close(abort=True)`` drops
     what waits and returns once the frame being encoded is done (the writer then deletes its file)."""
 
-    def __init__(self, writer, times: list | None) -> None:
+    def __init__(self, writer, times: list | None, depth: int = 2) -> None:
         self.writer, self.times = writer, times
         self.seconds = 0.0
-        self._q: queue.Queue = queue.Queue(maxsize=2)
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hueshift-encode", daemon=True)

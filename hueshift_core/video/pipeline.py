@@ -54,12 +54,25 @@ from .analysis import AnalysedFrame, FrameAnalyser, Sizes, StageTimer, check_bat
 from .deflicker import Deflicker
 from .keyframe_colour import KeyframeColorizer, KeyframeStats, shot_generator
 from .keyframes import KeyframeOptions, KeyframeSelector
+from .overlap import Prefetch, map_ahead
 from .segments import SegmentWalker, fill_segment
 
 __all__ = ["CHUNK_PIXELS", "MODES", "PipelineOptions", "PipelineStats", "VideoPipeline", "shot_generator"]
 
 MODES = ("keyframes", "per-frame")
 CHUNK_PIXELS = 2_000_000  # full-resolution pixels upscaled, converted and yielded at once (~5 frames of 854x480)
+AHEAD_MB = 256  # what each overlap queue may hold: frames analysed ahead, finishing jobs (and encodes) behind
+
+
+def overlap_depths(height: int, width: int, max_gap: int = KeyframeOptions.max_gap) -> tuple[int, int]:
+    """(frames analysed ahead, finishing jobs pending) when stages overlap, for frames of ``height`` x ``width``:
+    one segment each (``max_gap`` + 1 frames, so the next segment is analysed and the last one finished while
+    a keyframe is sampled), within ``AHEAD_MB`` each (fewer for very large frames), at least 2."""
+    px = height * width
+    chunk = max(1, CHUNK_PIXELS // px)
+    frames = max(2, min(max_gap + 1, AHEAD_MB * 2**20 // (4 * px)))  # L float16 and the small arrays
+    jobs = max(2, min(-(-(max_gap + 1) // chunk), AHEAD_MB * 2**20 // (5 * px * chunk)))  # L in, RGB out
+    return frames, jobs
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,7 @@ class PipelineOptions:
     prop_scale: int = 2  # propagation resolution = working resolution x this (capped at the frame size)
     decode_batch: int = 16
     max_segment_mb: int = 1024  # full-resolution L held per segment; very large frames get shorter segments
+    overlap: bool = True  # analysis ahead and finishing behind on their own threads (the same frames; False: one thread)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -113,6 +127,15 @@ class PipelineStats:
     keyframe_chroma: list[float] = field(default_factory=list)  # mean |ab| of every sampled keyframe (wash-out check)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     devices: dict[str, str] = field(default_factory=dict)  # stage -> device its tensors were on (last seen)
+
+
+@dataclass
+class _Job:
+    """Frames to finish: their colour at the propagation resolution (before deflicker) and the run's deflicker."""
+
+    frames: list[AnalysedFrame]
+    abs_: list[np.ndarray]
+    deflicker: Deflicker
 
 
 class VideoPipeline:
@@ -191,32 +214,59 @@ class VideoPipeline:
 
     def run(self, batches: Iterator[np.ndarray], progress: Callable[[int], None] | None = None
             ) -> Iterator[np.ndarray]:
-        """Colorize a stream of uint8 RGB batches; ``progress(n)`` is told of every n frames yielded."""
-        frames = self._frames(batches)
-        out = self._run_per_frame(frames) if self.options.mode == "per-frame" else self._run_keyframes(frames)
-        for batch in out:
-            if progress is not None:
-                progress(len(batch))
-            yield batch
+        """Colorize a stream of uint8 RGB batches; ``progress(n)`` is told of every n frames yielded.
+
+        With ``options.overlap`` (default) analysis runs up to a segment ahead on one thread and finishing
+        (deflicker, upscale, LAB -> RGB) up to a segment behind on another (:func:`overlap_depths`,
+        :mod:`~hueshift_core.video.overlap`), so the stages share the cores; each stage still sees its items in
+        order, and the frames are the same."""
+        it = iter(batches)
+        first = next(it, None)  # the frame size sets the queues' depths
+        if first is None:
+            return
+        frames = self._frames(itertools.chain([first], it))
+        ahead, out = None, None
+        if self.options.overlap and isinstance(first, np.ndarray) and first.ndim == 4:
+            n_ahead, n_jobs = overlap_depths(*first.shape[1:3], self.options.keyframes.max_gap)
+            frames = ahead = Prefetch(frames, n_ahead, "hueshift-analysis")
+        jobs = self._run_per_frame(frames) if self.options.mode == "per-frame" else self._run_keyframes(frames)
+        out = map_ahead(self._merge, jobs, n_jobs, "hueshift-finish") if ahead is not None else map(self._merge, jobs)
+        try:
+            for batch in out:
+                self.stats.frames += len(batch)
+                if progress is not None:
+                    progress(len(batch))
+                yield batch
+        finally:
+            close = getattr(out, "close", None)
+            if close is not None:
+                close()
+            jobs.close()
+            if ahead is not None:
+                ahead.close()
 
     def _finish(self, frames: list[AnalysedFrame], abs_: list[np.ndarray], deflicker: Deflicker
-                ) -> Iterator[np.ndarray]:
-        """Deflicker, upscale, merge: frames with ab at the propagation resolution -> uint8 RGB ``[B, H, W, 3]``
-        chunks of at most ``CHUNK_PIXELS`` (full-resolution work never holds a whole segment)."""
-        with self.timer("deflicker"):
-            abs_ = [deflicker.push(f.l_prop, ab, cut=f.cut, flows=f.flows, conf=f.conf_back)
-                    for f, ab in zip(frames, abs_)]
+                ) -> Iterator[_Job]:
+        """Frames with ab at the propagation resolution -> finishing jobs of at most ``CHUNK_PIXELS``
+        full-resolution pixels (full-resolution work never holds a whole segment) for :meth:`_merge`."""
         self.stats.devices["diffusion"] = self.colorizer.stats.device or "cpu"
         h, w = self.sizes.full
         chunk = max(1, CHUNK_PIXELS // (h * w))
         for i in range(0, len(frames), chunk):
-            out = upscale_merge_u8(np.stack([f.l_full for f in frames[i:i + chunk]]), np.stack(abs_[i:i + chunk]),
-                                   self.options.upscale, self._finish_on, timer=self.timer)
-            self.stats.devices["upscale"] = self.stats.devices["to_rgb"] = self._finish_where
-            self.stats.frames += len(out)
-            yield out
+            yield _Job(frames[i:i + chunk], abs_[i:i + chunk], deflicker)
 
-    def _run_per_frame(self, frames: Iterator[AnalysedFrame]) -> Iterator[np.ndarray]:
+    def _merge(self, job: _Job) -> np.ndarray:
+        """Finish one job: deflicker (jobs come in order, one at a time, so its state runs through the video in
+        order), upscale, merge -> uint8 RGB ``[B, H, W, 3]``."""
+        with self.timer("deflicker"):
+            abs_ = [job.deflicker.push(f.l_prop, ab, cut=f.cut, flows=f.flows, conf=f.conf_back)
+                    for f, ab in zip(job.frames, job.abs_)]
+        out = upscale_merge_u8(np.stack([f.l_full for f in job.frames]), np.stack(abs_), self.options.upscale,
+                               self._finish_on, timer=self.timer)
+        self.stats.devices["upscale"] = self.stats.devices["to_rgb"] = self._finish_where
+        return out
+
+    def _run_per_frame(self, frames: Iterator[AnalysedFrame]) -> Iterator[_Job]:
         deflicker = Deflicker(self.options.deflicker)
         pending: list[AnalysedFrame] = []
         for f in frames:
@@ -229,11 +279,12 @@ class VideoPipeline:
         if pending:
             yield from self._per_frame_batch(pending, deflicker)
 
-    def _per_frame_batch(self, frames: list[AnalysedFrame], deflicker: Deflicker) -> Iterator[np.ndarray]:
+    def _per_frame_batch(self, frames: list[AnalysedFrame], deflicker: Deflicker
+                         ) -> Iterator[_Job]:
         self.stats.keyframes += len(frames)
         return self._finish(frames, self.colorizer.colour([f.l_prop for f in frames]), deflicker)
 
-    def _run_keyframes(self, frames: Iterator[AnalysedFrame]) -> Iterator[np.ndarray]:
+    def _run_keyframes(self, frames: Iterator[AnalysedFrame]) -> Iterator[_Job]:
         deflicker = Deflicker(self.options.deflicker)
         # the selector and colorizer are made when the first frame is analysed: reach them late
         walker = SegmentWalker(lambda cut, tracked: self._selector.decide(cut, tracked),
