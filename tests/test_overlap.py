@@ -178,3 +178,39 @@ def test_flow_confidence_equals_its_formula():
     photo = np.clip(1.0 - (np.abs(a.astype(np.float32) - b_at) - 10.0) / 20.0, 0.0, 1.0)
     inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
     np.testing.assert_array_equal(flow_confidence(a, b, f_ab, f_ba), (want_fb * photo * inside).astype(np.float32))
+
+
+def test_closing_a_prefetch_wakes_a_consumer_waiting_on_another_thread():
+    gate = threading.Event()
+
+    def slow():
+        gate.wait(5)
+        yield 1
+
+    src = Prefetch(slow(), depth=1)
+    got = []
+    consumer = threading.Thread(target=lambda: got.append(list(src)))
+    consumer.start()
+    time.sleep(0.1)
+    gate.set()
+    src.close()
+    consumer.join(5)
+    assert not consumer.is_alive()  # it saw the end instead of waiting forever
+
+
+def test_interrupted_colorize_leaves_no_file_and_no_threads(tmp_path, tiny_model_path):
+    src = synthetic(tmp_path / "in.mp4", n=30)
+    before = threading.active_count()
+    calls = []
+
+    def progress(n):
+        calls.append(n)
+        raise KeyboardInterrupt  # what Ctrl-C (or ComfyUI's interrupt) raises in the caller's thread
+
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(src, tmp_path / "out.mp4", tiny_model_path,
+                       dataclasses.replace(FAST, keyframes=KeyframeOptions(max_gap=4)), progress=progress)
+    assert calls and not (tmp_path / "out.mp4").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]  # no partial file either
+    time.sleep(0.3)
+    assert threading.active_count() <= before

@@ -8,6 +8,7 @@ its own thread), and returns a :class:`VideoResult`. The output appears only whe
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -116,8 +117,9 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
         encoder = _Encoder(writer, times, depth)
         reader = Prefetch(frames, depth=2, name="hueshift-decode")
         try:
-            for out in pipe.run(reader, progress):
-                encoder.put(out)
+            with contextlib.closing(pipe.run(reader, progress)) as outs:  # its threads end before the reader's
+                for out in outs:
+                    encoder.put(out)
         except BaseException:
             encoder.close(abort=True)
             raise

@@ -78,6 +78,10 @@ class Prefetch(Iterator[T]):
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+        try:  # wake a consumer that may still wait on another thread: it sees the end, not a hang
+            self._q.put_nowait(("done", None))
+        except queue.Full:
+            pass
 
     def __enter__(self) -> Prefetch[T]:
         return self
