@@ -83,6 +83,10 @@ def main() -> None:
     jumps: list[float] = []
     chroma: list[float] = []
     frames_total, seconds_total, cpu_total = 0, 0.0, 0.0
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        import torch
+        torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as tmp:
         for clip in files:
             t, c = time.perf_counter(), cpu_seconds()
@@ -117,12 +121,13 @@ def main() -> None:
                "keyframe_jump_mean": round(sum(jumps) / len(jumps), 3) if jumps else None,
                "keyframe_jumps_n": len(jumps),
                "keyframe_chroma_mean": round(sum(chroma) / len(chroma), 3) if chroma else None,
+               "peak_vram_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
                "stage_ms_per_frame": {k: round(1000 * v / frames_total, 2) for k, v in totals.items()},
                "stage_fps": {k: round(frames_total / v, 1) if v else None for k, v in totals.items()},
                "clips": rows}
     print(f"\n{where}; {n_threads} threads; load average {load_before:.1f} -> {load_after:.1f}\n"
           f"mode {args.mode}: {frames_total} frames in {seconds_total:.1f} s = {frames_total / seconds_total:.2f} fps "
-          f"end to end ({cpu_total:.1f} CPU s)")
+          f"end to end ({cpu_total:.1f} CPU s)" + (f"; peak VRAM {summary['peak_vram_mb']:.0f} MB" if cuda else ""))
     if jumps:
         print(f"keyframe jump: {summary['keyframe_jump_mean']:.2f} mean |ab| over {len(jumps)} later keyframes "
               f"(keyframe chroma: mean |ab| {summary['keyframe_chroma_mean']:.2f})")
