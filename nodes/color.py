@@ -42,11 +42,11 @@ class DDPMColorize(io.ComfyNode):
                 io.Image.Input("images", tooltip="Grey frames (a colour input is turned grey first: only its "
                                                  "lightness is used)."),
                 MODEL.Input("model", tooltip="From HueShift Model Loader."),
-                io.Int.Input("steps", default=10, min=1, max=1000,
-                             tooltip="Sampling steps: more is slower; 10 suit dpmpp_2m, ddim wants about 25."),
+                io.Int.Input("steps", default=8, min=1, max=1000,
+                             tooltip="Sampling steps: more is slower; 8 suit dpmpp_2m, ddim wants about 25."),
                 io.Combo.Input("sampler", options=[s.value for s in Sampler], default=Sampler.DPMPP_2M.value,
                                tooltip="ddim: deterministic and fast; ddpm: the original ancestral sampler "
-                                       "(needs many steps); dpmpp_2m: good results in 10-20 steps."),
+                                       "(needs many steps); dpmpp_2m: good results in 8-20 steps."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Random seed: the same seed gives the same colours."),
                 io.Int.Input("batch_size", default=8, min=1, max=256,

@@ -158,8 +158,8 @@ class ColorizeVideoFile(io.ComfyNode):
                 io.Combo.Input("mode", options=list(MODES), default="keyframes",
                                tooltip="keyframes: the model colours a few keyframes, propagated along optical flow "
                                        "(fast, steady); per-frame: every frame through the model (slow baseline)."),
-                io.Int.Input("steps", default=10, min=1, max=1000,
-                             tooltip="Sampling steps per keyframe (10 suit dpmpp_2m; ddim wants about 25)."),
+                io.Int.Input("steps", default=8, min=1, max=1000,
+                             tooltip="Sampling steps per keyframe (8 suit dpmpp_2m; ddim wants about 25)."),
                 io.Combo.Input("sampler", options=[s.value for s in Sampler], default=Sampler.DPMPP_2M.value,
                                tooltip="Diffusion sampler (dpmpp_2m: few steps, deterministic; ddim: deterministic)."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,

@@ -103,11 +103,11 @@ def test_map_ahead_error_at_its_place_and_close_cancels():
 
 
 def test_overlap_depths_one_segment_within_budget():
-    frames, jobs = overlap_depths(480, 854, 48)
-    assert frames == 49 and jobs == 13  # a whole segment each way at 854x480 (4 frames a job)
-    frames4k, jobs4k = overlap_depths(2160, 3840, 48)
-    assert 2 <= frames4k < 49 and 2 <= jobs4k < 49  # large frames: fewer, within AHEAD_MB
-    assert overlap_depths(8, 8, 1) == (2, 2)
+    assert overlap_depths(480, 854, 48) == (49, 13, 13)  # a whole segment each way at 854x480 (4 frames a job)
+    frames4k, jobs4k, encode4k = overlap_depths(2160, 3840, 48)
+    assert 2 <= frames4k < 49 and 2 <= jobs4k < 49 and encode4k == 2  # large frames: fewer, within the budgets
+    assert frames4k * 4 * 3840 * 2160 <= 128 * 2**20 and jobs4k * 5 * 3840 * 2160 <= 128 * 2**20
+    assert overlap_depths(8, 8, 1) == (2, 2, 2)
 
 
 @pytest.mark.parametrize("mode", ["keyframes", "per-frame"])

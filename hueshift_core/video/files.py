@@ -113,7 +113,7 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
         writer_cm = VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None,
                                 time_base=info.time_base if info.variable_rate else None)
     with writer_cm as writer:
-        depth = overlap_depths(info.height, info.width, options.keyframes.max_gap)[1] if options.overlap else 2
+        depth = overlap_depths(info.height, info.width, options.keyframes.max_gap)[2] if options.overlap else 2
         encoder = _Encoder(writer, times, depth)
         reader = Prefetch(frames, depth=2, name="hueshift-decode")
         try:

@@ -61,18 +61,21 @@ __all__ = ["CHUNK_PIXELS", "MODES", "PipelineOptions", "PipelineStats", "VideoPi
 
 MODES = ("keyframes", "per-frame")
 CHUNK_PIXELS = 2_000_000  # full-resolution pixels upscaled, converted and yielded at once (~5 frames of 854x480)
-AHEAD_MB = 256  # what each overlap queue may hold: frames analysed ahead, finishing jobs (and encodes) behind
+AHEAD_MB = 128  # what each overlap queue may hold: frames analysed ahead, finishing jobs behind
+ENCODE_MB = 64  # finished frames waiting for the encoder (colorize_video)
 
 
-def overlap_depths(height: int, width: int, max_gap: int = KeyframeOptions.max_gap) -> tuple[int, int]:
-    """(frames analysed ahead, finishing jobs pending) when stages overlap, for frames of ``height`` x ``width``:
-    one segment each (``max_gap`` + 1 frames, so the next segment is analysed and the last one finished while
-    a keyframe is sampled), within ``AHEAD_MB`` each (fewer for very large frames), at least 2."""
+def overlap_depths(height: int, width: int, max_gap: int = KeyframeOptions.max_gap) -> tuple[int, int, int]:
+    """(frames analysed ahead, finishing jobs pending, finished batches waiting to be encoded) when stages overlap,
+    for frames of ``height`` x ``width``: up to one segment each (``max_gap`` + 1 frames, so the next segment is
+    analysed and the last one finished while a keyframe is sampled), within ``AHEAD_MB`` (``ENCODE_MB`` for the
+    encoder) each, at least 2. At 854x480: 49 frames, 13 jobs of 4 frames, 13 batches."""
     px = height * width
     chunk = max(1, CHUNK_PIXELS // px)
     frames = max(2, min(max_gap + 1, AHEAD_MB * 2**20 // (4 * px)))  # L float16 and the small arrays
     jobs = max(2, min(-(-(max_gap + 1) // chunk), AHEAD_MB * 2**20 // (5 * px * chunk)))  # L in, RGB out
-    return frames, jobs
+    encode = max(2, min(jobs, ENCODE_MB * 2**20 // (3 * px * chunk)))  # RGB
+    return frames, jobs, encode
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,7 @@ class VideoPipeline:
         frames = self._frames(itertools.chain([first], it))
         ahead, out = None, None
         if self.options.overlap and isinstance(first, np.ndarray) and first.ndim == 4:
-            n_ahead, n_jobs = overlap_depths(*first.shape[1:3], self.options.keyframes.max_gap)
+            n_ahead, n_jobs, _ = overlap_depths(*first.shape[1:3], self.options.keyframes.max_gap)
             frames = ahead = Prefetch(frames, n_ahead, "hueshift-analysis")
         jobs = self._run_per_frame(frames) if self.options.mode == "per-frame" else self._run_keyframes(frames)
         out = map_ahead(self._merge, jobs, n_jobs, "hueshift-finish") if ahead is not None else map(self._merge, jobs)
