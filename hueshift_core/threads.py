@@ -10,12 +10,13 @@ each other and everything else:
   it once, when torch loads, so it must run *before* ``import torch``: the ``hueshift`` command
   does it first thing (:mod:`hueshift_core.cli`). Inside ComfyUI torch is already loaded, so there
   only the second lever works.
-* :func:`configure` — size the pools (:func:`choose`): with the passive policy, one thread per CPU this
-  process may use (``os.sched_getaffinity``); with a spinning OpenMP (torch loaded before the policy
-  could be set: ComfyUI), the CPUs this process may use minus the ones other processes keep busy now
-  (runnable tasks, sampled a few times over ~10 ms, minus this one; the load average lags by a
-  minute), at least one. Called at the start of every command and by the ComfyUI nodes before each
-  run, so a spinning pool shrinks while another job runs and grows back.
+* :func:`configure` — size the pools (:func:`choose`): the CPUs this process may use
+  (``os.sched_getaffinity``) minus the ones other processes keep busy now (runnable tasks, sampled a few
+  times over ~10 ms, minus this one; the load average lags by a minute), at least one, whatever the wait
+  policy. Called at the start of every command and by the ComfyUI nodes before each run, so the pools
+  shrink while another job runs and grow back. (Until round 5 a passive pool always took every CPU: that
+  was better beside busy processes while the pipeline ran on one thread; with its stages overlapped on
+  threads, the other stages use the CPUs a smaller pool leaves, and the sized pool keeps more speed.)
 
 ``threads`` given (``--threads N``) or ``OMP_NUM_THREADS`` set: that number is used as is.
 ``benchmarks/bench_load.py`` measures the effect (the pipeline alone and beside busy processes).
@@ -94,19 +95,18 @@ def passive() -> bool:
 
 
 def choose(threads: int | None = None) -> int:
-    """The thread count :func:`configure` uses: ``threads``, else ``OMP_NUM_THREADS``, else all the CPUs
-    of the affinity when OpenMP waits passively, else (spinning OpenMP, as inside ComfyUI, which loads
-    torch first) only the CPUs other processes leave free (:func:`auto_threads`).
+    """The thread count :func:`configure` uses: ``threads``, else ``OMP_NUM_THREADS``, else the CPUs other
+    processes leave free (:func:`auto_threads`; every CPU of the affinity on a quiet machine).
 
-    Measured (``benchmarks/bench_load.py``, README "Benchmarks"): with PASSIVE, one thread per CPU kept
-    more throughput beside busy processes than fewer threads (each thread gets its share of the CPUs);
-    a spinning pool with one thread per CPU collapses beside them, and one thread does not spin at all."""
+    Measured (``benchmarks/bench_load.py``, README "Benchmarks"): a spinning pool with one thread per CPU
+    collapses beside busy processes; with the pipeline's stages overlapped on threads, a pool sized to the
+    free CPUs kept more speed beside them than one thread per CPU, passive or not."""
     if threads:
         return int(threads)
     env = _env_threads()
     if env:
         return env
-    return available_cpus() if passive() else auto_threads()
+    return auto_threads()
 
 
 def configure(threads: int | None = None) -> int:
