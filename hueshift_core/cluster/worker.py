@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -119,8 +120,10 @@ class Worker:
         pipe = VideoPipeline(self.model, self.options, first_frame=first)
         seen: list = []
         with VideoWriter(dst, info.width, info.height, info.fps) as writer:
-            for out in pipe.run(batches(frames, self.options.decode_batch, seen, limit=end - first), report):
-                writer.write(out)
+            with contextlib.closing(pipe.run(batches(frames, self.options.decode_batch, seen, limit=end - first),
+                                             report)) as outs:  # an error here ends the pipeline's threads now
+                for out in outs:
+                    writer.write(out)
             if writer.frames != end - first or (seen and seen[0] != task["start_pts"]):
                 raise VideoError(f"{task['input']}: frames {first}-{end - 1} decoded as {writer.frames} frames "
                                  "(the file changed since its first pass?)")
