@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_pipeline import FAST, pan, synthetic
+from test_pipeline import FAST, one_torch_thread, pan, synthetic  # noqa: F401 — its autouse fixture applies here too
 
 from hueshift_core import colorize_video
 from hueshift_core.model.checkpoint import get_model
@@ -21,14 +21,6 @@ from hueshift_core.video.keyframes import KeyframeOptions
 from hueshift_core.video.overlap import Prefetch, map_ahead
 from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline, overlap_depths
 from hueshift_core.video.propagate import compute_flow, fb_confidence, flow_confidence, warp
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_prefetch_keeps_order_bounds_and_stops():
