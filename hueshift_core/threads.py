@@ -88,12 +88,6 @@ def current() -> int:
     return _current if _current is not None else choose()
 
 
-def passive() -> bool:
-    """Whether OpenMP threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE`` in the environment; it
-    is set before torch loads by the ``hueshift`` command, or by the user)."""
-    return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
-
-
 def choose(threads: int | None = None) -> int:
     """The thread count :func:`configure` uses: ``threads``, else ``OMP_NUM_THREADS``, else the CPUs other
     processes leave free (:func:`auto_threads`; every CPU of the affinity on a quiet machine).

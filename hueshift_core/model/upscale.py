@@ -32,7 +32,7 @@ class Upscale(str, enum.Enum):
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over (2r+1)^2 windows with edge replication; ``[B, C, H, W]`` -> same. On the CPU OpenCV's box
-    filter, plane by plane (torch's stride-1 average pooling costs ~5 ms a frame there); equal within rounding."""
+    filter, plane by plane (much cheaper there than torch's stride-1 average pooling); equal within rounding."""
     k = 2 * r + 1
     if _cv2_ok(x):
         planes = x.detach().reshape(-1, *x.shape[-2:]).contiguous().numpy()
@@ -65,21 +65,20 @@ def _cv2_ok(*xs: torch.Tensor) -> bool:
     return all(x.device.type == "cpu" and x.dtype == torch.float32 for x in xs)
 
 
-def _hwc(x: torch.Tensor) -> list[np.ndarray]:
-    """``[B, C, h, w]`` float32 CPU tensor -> B contiguous ``[h, w, C]`` arrays."""
-    return [np.ascontiguousarray(f.permute(1, 2, 0).numpy()) for f in x]
+def _bicubic_planes(ab: np.ndarray, size: tuple[int, int]) -> list[list[np.ndarray]]:
+    """OpenCV's bicubic resize of ab ``[B, 2, h, w]`` (float32, contiguous), plane by plane -> per frame the
+    two ``[H, W]`` planes at ``size = (H, W)``."""
+    return [[cv2.resize(p, (size[1], size[0]), interpolation=cv2.INTER_CUBIC) for p in a] for a in ab]
 
 
-def _resize(img: np.ndarray, size: tuple[int, int], interp: int) -> np.ndarray:
-    out = cv2.resize(img, (size[1], size[0]), interpolation=interp)
-    return out[..., None] if out.ndim == 2 else out
+def _stack_planes(planes: list[list[np.ndarray]]) -> torch.Tensor:
+    return torch.from_numpy(np.stack([np.stack(p) for p in planes]))
 
 
 def upscale_bicubic(ab_small: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bicubic resize of ``[B, 2, h, w]`` to ``size = (H, W)``."""
     if _cv2_ok(ab_small):
-        return torch.stack([torch.from_numpy(_resize(a, size, cv2.INTER_CUBIC)).permute(2, 0, 1)
-                            for a in _hwc(ab_small)])
+        return _stack_planes(_bicubic_planes(ab_small.contiguous().numpy(), size))
     return F.interpolate(ab_small, size=size, mode="bicubic", align_corners=False)
 
 
@@ -114,32 +113,31 @@ def upscale_guided(ab_small: torch.Tensor, l_full: torch.Tensor, radius: int = 1
     guide_full = l_full.float() / 100.0
     size = tuple(guide_full.shape[-2:])
     guide, slope = _guided_model(ab_small, guide_full, radius, eps)
-    if _cv2_ok(guide_full):  # the same sums in [H, W, C] layout with OpenCV's resize, frame by frame
-        out = []
-        for ab_f, slope_f, g_f, gf_f in zip(ab_small.contiguous().numpy(), slope.numpy(), guide[:, 0].numpy(),
-                                            guide_full[:, 0].numpy()):
-            out.append(torch.from_numpy(np.stack(_guided_frame(ab_f, slope_f, g_f, gf_f, size))))
-        return torch.stack(out).to(dtype)
+    if _cv2_ok(guide_full):  # the same sums with OpenCV's resize, plane by plane
+        return _stack_planes(_guided_planes(ab_small, guide_full[:, 0], guide, slope)).to(dtype)
     slope = F.interpolate(slope, size=size, mode="bilinear", align_corners=False)
     detail = guide_full - F.interpolate(guide, size=size, mode="bicubic", align_corners=False)
     return (upscale_bicubic(ab_small, size) + slope * detail).to(dtype)
 
 
-def _guided_frame(ab: np.ndarray, slope: np.ndarray, guide: np.ndarray, guide_full: np.ndarray,
-                  size: tuple[int, int]) -> list[np.ndarray]:
-    """One frame of :func:`upscale_guided` with OpenCV, plane by plane (contiguous ``[H, W]`` arrays, the
-    cheapest layout for these sums): ab and slope ``[2, h, w]``, guide ``[h, w]``, guide_full ``[H, W]`` ->
-    the two upscaled chroma planes ``[H, W]`` at ``size = (H, W)``."""
-    dsize = (size[1], size[0])
-    detail = guide_full - cv2.resize(guide, dsize, interpolation=cv2.INTER_CUBIC)
-    planes = []
-    for a, s in zip(ab, slope):
-        up = cv2.resize(a, dsize, interpolation=cv2.INTER_CUBIC)
-        s_up = cv2.resize(s, dsize, interpolation=cv2.INTER_LINEAR)
-        s_up *= detail
-        up += s_up
-        planes.append(up)
-    return planes
+def _guided_planes(ab_small: torch.Tensor, guide_full: torch.Tensor, guide: torch.Tensor, slope: torch.Tensor
+                   ) -> list[list[np.ndarray]]:
+    """:func:`upscale_guided`'s full-resolution sums with OpenCV, plane by plane (contiguous ``[H, W]`` arrays, the
+    cheapest layout for them): ab ``[B, 2, h, w]``, guide_full ``[B, H, W]`` and :func:`_guided_model`'s guide and
+    slope (float32, CPU) -> per frame the two upscaled chroma planes ``[H, W]``."""
+    H, W = guide_full.shape[-2:]
+    out = []
+    for ab, sl, g, gf in zip(ab_small.contiguous().numpy(), slope.numpy(), guide[:, 0].numpy(), guide_full.numpy()):
+        detail = gf - cv2.resize(g, (W, H), interpolation=cv2.INTER_CUBIC)
+        planes = []
+        for a, s in zip(ab, sl):
+            up = cv2.resize(a, (W, H), interpolation=cv2.INTER_CUBIC)
+            s_up = cv2.resize(s, (W, H), interpolation=cv2.INTER_LINEAR)
+            s_up *= detail
+            up += s_up
+            planes.append(up)
+        out.append(planes)
+    return out
 
 
 def upscale_ab(ab_small: torch.Tensor, l_full: torch.Tensor, method: Upscale | str = Upscale.GUIDED) -> torch.Tensor:
@@ -181,27 +179,22 @@ def upscale_merge_u8(l_full: np.ndarray, ab_small: np.ndarray, method: Upscale |
 
 
 def _merge_u8_cv2(l_full: np.ndarray, ab_small: np.ndarray, method: Upscale, timer) -> np.ndarray:
-    """:func:`upscale_merge_u8` on the CPU: :func:`upscale_ab`'s sums with OpenCV, kept in ``[H, W, C]`` layout
-    from the small chroma to the uint8 frame (no full-resolution transposes), then :func:`lab_to_rgb_u8`'s
-    conversion. About half the CPU of going through ``[B, 2, H, W]`` tensors (``benchmarks/bench_finish.py``)."""
+    """:func:`upscale_merge_u8` on the CPU: :func:`upscale_ab`'s OpenCV sums kept as planes from the small chroma
+    to the uint8 frame (no full-resolution ``[B, 2, H, W]`` tensors and transposes), then :func:`lab_to_rgb_u8`'s
+    conversion: 10.8 against 17.5 CPU ms a 854x480 frame (``benchmarks/bench_stages.py``)."""
     l32 = torch.from_numpy(np.ascontiguousarray(l_full)).float()  # [B, H, W]; vectorised float16 -> float32
     b, H, W = l32.shape
-    ab_small = np.ascontiguousarray(ab_small, dtype=np.float32)
-    h, w = ab_small.shape[1:3]
+    ab_t = torch.from_numpy(np.ascontiguousarray(ab_small, dtype=np.float32)).permute(0, 3, 1, 2)
     with timer("upscale"):
-        ab_t = torch.from_numpy(ab_small).permute(0, 3, 1, 2)
         _check(ab_t, l32[:, None])
-        if (h, w) == (H, W) or (H <= h and W <= w):  # nothing to upscale: the general path (same size, or area down)
+        h, w = ab_t.shape[-2:]
+        if H <= h and W <= w:  # nothing to upscale (same size, or area down): the general path
             ups = list(upscale_ab(ab_t, l32[:, None], method).contiguous().numpy())
         elif method is Upscale.BICUBIC:
-            ups = [[cv2.resize(p, (W, H), interpolation=cv2.INTER_CUBIC) for p in a]
-                   for a in ab_t.contiguous().numpy()]
+            ups = _bicubic_planes(ab_t.contiguous().numpy(), (H, W))
         else:
-            ab_t = ab_t.contiguous()
             guide_full = l32 / 100.0
-            guide, slope = _guided_model(ab_t, guide_full[:, None], 1, 0.03)
-            ups = [_guided_frame(a, s, g, gf, (H, W))
-                   for a, s, g, gf in zip(ab_t.numpy(), slope.numpy(), guide[:, 0].numpy(), guide_full.numpy())]
+            ups = _guided_planes(ab_t, guide_full, *_guided_model(ab_t, guide_full[:, None], 1, 0.03))
     with timer("to_rgb"):
         lab = np.empty((b, H, W, 3), np.float32)
         for i, (up_a, up_b) in enumerate(ups):

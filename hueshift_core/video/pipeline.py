@@ -228,7 +228,7 @@ class VideoPipeline:
         if first is None:
             return
         frames = self._frames(itertools.chain([first], it))
-        ahead, out = None, None
+        ahead = None
         if self.options.overlap and isinstance(first, np.ndarray) and first.ndim == 4:
             n_ahead, n_jobs, _ = overlap_depths(*first.shape[1:3], self.options.keyframes.max_gap)
             frames = ahead = Prefetch(frames, n_ahead, "hueshift-analysis")
