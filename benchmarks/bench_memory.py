@@ -1,7 +1,7 @@
 """Peak memory against video length: streaming means it must stay flat.
 
     python benchmarks/bench_memory.py [--minutes 1 5 10] [--size 1280x720] [--model PATH]
-                                      [--cache DIR] [--json out.json]
+                                      [--no-overlap] [--cache DIR] [--json out.json]
 
 For each length a synthetic video (textured backgrounds panning, a bright disc moving over
 them, a cut every 20 s) is written once, streaming, to ``--cache`` (default: a folder in the
@@ -62,10 +62,11 @@ CHILD = """
 import json, resource, sys, time
 from hueshift_core.model.checkpoint import get_model
 from hueshift_core.video.files import colorize_video
-model = get_model(sys.argv[3] if len(sys.argv) > 3 else None)
+from hueshift_core.video.pipeline import PipelineOptions
+model = get_model(sys.argv[4] if len(sys.argv) > 4 else None)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
-r = colorize_video(sys.argv[1], sys.argv[2], model)
+r = colorize_video(sys.argv[1], sys.argv[2], model, PipelineOptions(overlap=sys.argv[3] == "overlap"))
 print(json.dumps({"frames": r.frames, "seconds": time.perf_counter() - t, "keyframes": r.keyframes,
                   "max_buffered": r.max_buffered, "base_rss_kb": base,
                   "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "hueshift-bench-memory"))
+    ap.add_argument("--no-overlap", action="store_true", help="every stage on one thread (PipelineOptions.overlap=False)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
@@ -88,12 +90,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in args.minutes:
             src, made = cached_video(cache, minutes * 60, w, h)
-            cmd = [sys.executable, "-c", CHILD, str(src), str(Path(tmp) / "out.mp4")] + ([args.model] if args.model else [])
+            cmd = [sys.executable, "-c", CHILD, str(src), str(Path(tmp) / "out.mp4"),
+                   "one-thread" if args.no_overlap else "overlap"] + ([args.model] if args.model else [])
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode:
                 sys.exit(out.stderr)
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            row = {"minutes": minutes, "size": args.size, "frames": r["frames"], "keyframes": r["keyframes"],
+            row = {"minutes": minutes, "size": args.size, "overlap": not args.no_overlap, "frames": r["frames"], "keyframes": r["keyframes"],
                    "seconds": round(r["seconds"], 1), "fps": round(r["frames"] / r["seconds"], 2),
                    "max_frames_held": r["max_buffered"], "rss_after_model_mb": round(r["base_rss_kb"] / 1024, 1),
                    "peak_rss_mb": round(r["peak_rss_kb"] / 1024, 1), "load_average": round(os.getloadavg()[0], 2)}

@@ -48,11 +48,11 @@ def frame_l(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """uint8 RGB ``[H, W, 3]`` -> (L float32 ``[H, W]`` in [0, 100], mean |a|,|b| on a sparse grid).
 
     A grey frame (R = G = B, what a grey video decodes to) takes its L from a 256-entry table made by
-    OpenCV's float conversion: the same values, about 7x less CPU than converting the frame (the grey
+    OpenCV's float conversion: the same values, for a seventh of the CPU of converting the frame (the grey
     test compares contiguous planes: strided comparisons cost more than the conversion saves). A colour
     frame's L is CIELAB's formula on Y (linear light by table, one weighted sum, a cube root): within
-    0.2 of OpenCV's float conversion (which approximates the curves) and 3x faster; its a, b are only
-    needed on the sparse grid that measures how much colour it has."""
+    0.2 of OpenCV's float conversion (which approximates the curves) for about two thirds of its CPU; its
+    a, b are only needed on the sparse grid that measures how much colour it has (``benchmarks/bench_stages.py``)."""
     r, g, b = cv2.split(rgb)
     if np.array_equal(r, g) and np.array_equal(r, b):
         return cv2.LUT(r, _GREY_L), 0.0
@@ -68,7 +68,7 @@ def frame_l(rgb: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def half(x: np.ndarray) -> np.ndarray:
-    """float32 -> float16 with torch's vectorised conversion (NumPy's costs ~2 ms a 854x480 frame; same values)."""
+    """float32 -> float16 with torch's vectorised conversion (much cheaper than NumPy's; the same values)."""
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).half().numpy()
 
 

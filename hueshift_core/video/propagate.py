@@ -72,7 +72,7 @@ def fb_confidence(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float = 0.01,
 def _fb_confidence(flow_ab: np.ndarray, flow_ba: np.ndarray, tx: np.ndarray, ty: np.ndarray, alpha: float,
                    beta: float) -> np.ndarray:
     """:func:`fb_confidence` given the targets ``(tx, ty)`` of ``flow_ab``; plane by plane (contiguous ``[h, w]``
-    arrays: NumPy's sums over a last axis of 2 cost ~10x more at these sizes), the same values."""
+    arrays: NumPy's sums over a last axis of 2 are slow at these sizes), the same values."""
     fx, fy = cv2.split(flow_ab)
     bx, by = cv2.split(cv2.remap(flow_ba, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
     ex, ey = fx + bx, fy + by

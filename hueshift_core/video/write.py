@@ -29,9 +29,10 @@ FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}  # a
 
 
 # libx264's speed preset. On 854x480 frames of the development clips at crf 18, one thread
-# (benchmarks/bench_stages.py): superfast costs ~40 % less CPU than veryfast for ~10 % larger files;
+# (benchmarks/bench_stages.py): superfast took 28 % less CPU than veryfast for 9 % larger files;
 # ultrafast is cheaper still but more than doubles the size.
 X264_PRESET = "superfast"
+
 
 def available_encoders() -> list[str]:
     """The video encoders this PyAV build has, best first (libx264, libopenh264, mpeg4)."""
