@@ -5,7 +5,7 @@ The stages, each a pure function over tensors:
 * :func:`frames_to_lab` / :func:`downsample_l` / :func:`merge_to_rgb` — RGB to L and ab, L to the model's
   working size, L and ab back to RGB (:func:`check_frames` refuses NaN and 0-255 frames);
 * :func:`sample_frames_ab` — each frame's colour at the working size
-  (:func:`~hueshift_core.model.sampling.sample_ab`);
+  (:func:`~hueshift_core.model.sampling.colour_ab`: the colour prior, diffusion anchored on it at `variety > 0`);
 * :func:`upscale_merge` — that colour upscaled guided by the full-resolution L, merged with it;
 * :func:`colorize_frames` — full-resolution RGB frames in, colorized RGB frames out;
 * :func:`colorize_image` — one image (numpy, any size, grey or colour) in and out;
@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .hints import FrameColour, HintPoint, rasterise, reference_from_image, to_working
 from .model.checkpoint import ColorModel, get_model
 from .model.color import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
 from .model.diffusion import Callback
-from .model.sampling import SampleOptions, sample_ab, working_size
+from .model.sampling import SampleOptions, colour_ab, working_size
 from .model.upscale import Upscale, upscale_ab
 from .outputs import check_input_file
 
@@ -77,9 +78,14 @@ def merge_to_rgb(l_full: torch.Tensor, ab_full: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_frames_ab(model: ColorModel, frames: torch.Tensor, options: SampleOptions = SampleOptions(), *,
-                     generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, callback: Callback | None = None,
+                     hints: FrameColour | None = None) -> torch.Tensor:
     """Sample each frame's colour independently: RGB (or grey) ``[B, 3, H, W]`` in [0, 1] ->
-    CIELAB ab ``[B, 2, h, w]`` at the working size, in batches of ``options.batch_size``."""
+    CIELAB ab ``[B, 2, h, w]`` at the working size, in batches of ``options.batch_size``.
+
+    ``hints`` (:class:`~hueshift_core.hints.FrameColour`, any size of the frames' aspect) are the user's
+    colours for every frame: hints go to the colour prior (a model with one: the default); a reference
+    is the frames' colour as it stands."""
     if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
         shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
         raise InputError(f"frames must be [B, 3, H, W], got {shape}")
@@ -88,12 +94,22 @@ def sample_frames_ab(model: ColorModel, frames: torch.Tensor, options: SampleOpt
     check_frames(frames)
     g = generator if generator is not None else torch.Generator().manual_seed(options.seed)
     size = working_size(*frames.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
+    hint_ab = hint_mask = None
+    if hints is not None:
+        if hints.reference:
+            ab = torch.from_numpy(hints.resized(*size).ab).permute(2, 0, 1)[None]
+            return ab.expand(frames.shape[0], -1, -1, -1).clone()
+        if model.prior is None:
+            raise InputError(f"colour hints need a model with a colour prior (hueshift-v3 or later, the default); "
+                             f"{Path(model.path).name or 'this model'} has none")
+        hint_ab, hint_mask = to_working(hints, size)
     out = []
     for i in range(0, frames.shape[0], options.batch_size):
         l_full, _ = frames_to_lab(frames[i:i + options.batch_size].float())
-        ab = sample_ab(model, downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
-                       generator=g, eta=options.eta, callback=callback, guidance=options.guidance,
-                       guidance_interval=options.guidance_interval)
+        n = l_full.shape[0]
+        ab = colour_ab(model, downsample_l(l_full, size), options, generator=g, callback=callback,
+                       hint_ab=None if hint_ab is None else hint_ab.expand(n, -1, -1, -1),
+                       hint_mask=None if hint_mask is None else hint_mask.expand(n, -1, -1, -1))
         out.append(denormalize_ab(ab.float().cpu()))
     return torch.cat(out)
 
@@ -127,12 +143,13 @@ def upscale_merge(frames: torch.Tensor, ab: torch.Tensor, upscale: Upscale | str
 
 def colorize_frames(model: ColorModel, frames: torch.Tensor, options: SampleOptions = SampleOptions(), *,
                     upscale: Upscale | str = Upscale.GUIDED, generator: torch.Generator | None = None,
-                    callback: Callback | None = None) -> torch.Tensor:
+                    callback: Callback | None = None, hints: FrameColour | None = None) -> torch.Tensor:
     """Colorize RGB (or grey) frames ``[B, 3, H, W]`` in [0, 1] independently -> ``[B, 3, H, W]`` in [0, 1].
 
-    Only L of the input is used. Frames are sampled in batches of ``options.batch_size``.
+    Only L of the input is used. Frames are sampled in batches of ``options.batch_size``; ``hints``: the
+    user's colours for every frame (:func:`sample_frames_ab`).
     """
-    ab = sample_frames_ab(model, frames, options, generator=generator, callback=callback)
+    ab = sample_frames_ab(model, frames, options, generator=generator, callback=callback, hints=hints)
     return upscale_merge(frames, ab, upscale)
 
 
@@ -159,18 +176,29 @@ def tensor_to_image(x: torch.Tensor) -> np.ndarray:
 
 
 def colorize_image(image: np.ndarray, model: ColorModel | str | Path | None = None, *,
-                   options: SampleOptions = SampleOptions(), upscale: Upscale | str = Upscale.GUIDED) -> np.ndarray:
+                   options: SampleOptions = SampleOptions(), upscale: Upscale | str = Upscale.GUIDED,
+                   hints: FrameColour | list[HintPoint] | None = None,
+                   reference: np.ndarray | None = None) -> np.ndarray:
     """Colorize one image: uint8 RGB ``[H, W, 3]`` (or grey ``[H, W]``) -> uint8 RGB ``[H, W, 3]``.
 
     A colour input is turned grey first (only its L is used). ``model`` is a loaded model,
-    a checkpoint path, or ``None`` for the shipped default.
+    a checkpoint path, or ``None`` for the shipped default. ``hints``: the user's colours, as points
+    (:class:`~hueshift_core.hints.HintPoint`) or a :class:`~hueshift_core.hints.FrameColour`;
+    ``reference``: a colour image (uint8 RGB, the same aspect) whose colour the output takes.
     """
     if not isinstance(options, SampleOptions):
         raise InputError(f"options must be a SampleOptions, got {type(options).__name__}")
     x = image_to_tensor(image)
     if not isinstance(model, ColorModel):
         model = get_model(model)
-    return tensor_to_image(colorize_frames(model, x, options, upscale=upscale))
+    h, w = x.shape[-2:]
+    if reference is not None:
+        if hints is not None:
+            raise InputError("give hints or a reference, not both: a reference already sets every pixel's colour")
+        hints = reference_from_image(reference, h, w)
+    elif isinstance(hints, list):
+        hints = rasterise(hints, h, w)
+    return tensor_to_image(colorize_frames(model, x, options, upscale=upscale, hints=hints))
 
 
 MAX_PIXELS = 8192 * 8192  # larger images (or headers that claim to be: decompression bombs) are refused

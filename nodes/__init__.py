@@ -9,12 +9,13 @@ from __future__ import annotations
 from .color import DDPMColorize, LABUpscale
 from .comfy_compat import ComfyExtension
 from .examples import install_example_inputs
+from .hints import ColourHints, ReferenceFrames
 from .model import ModelLoader, register_model_folder
 from .temporal import Deflicker, KeyframeSelect, Propagate
 from .video import ColorizeVideoFile, LoadVideoFrames
 
 NODES = [LoadVideoFrames, KeyframeSelect, ModelLoader, DDPMColorize, Propagate, LABUpscale, Deflicker,
-         ColorizeVideoFile]
+         ColorizeVideoFile, ColourHints, ReferenceFrames]
 
 
 class HueShiftExtension(ComfyExtension):

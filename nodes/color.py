@@ -15,15 +15,19 @@ from .comfy_compat import io, ui
 from .common import (
     CATEGORY,
     CHROMA,
+    HINTS,
     KEYFRAMES,
     MODEL,
     Chroma,
+    colour_inputs,
     colour_note,
+    colour_options,
     frames_to_images,
     images_to_frames,
     images_to_u8,
     progress,
 )
+from .hints import UserHints
 from .model import HueShiftModel
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
@@ -49,6 +53,7 @@ class DDPMColorize(io.ComfyNode):
                                        "(needs many steps); dpmpp_2m: good results in 8-20 steps."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Random seed: the same seed gives the same colours."),
+                *colour_inputs(io),
                 io.Int.Input("batch_size", default=8, min=1, max=256,
                              tooltip="Frames sampled together: larger is faster on a GPU and needs more memory."),
                 io.Int.Input("working_size", default=64, min=8, max=512, step=8,
@@ -57,6 +62,9 @@ class DDPMColorize(io.ComfyNode):
                 KEYFRAMES.Input("keyframes", optional=True,
                                 tooltip="Optional plan from HueShift Keyframe Select: colour only its keyframes "
                                         "(then propagate). Without it every frame is coloured independently."),
+                HINTS.Input("hints", optional=True,
+                            tooltip="Optional, from Colour Hints / Reference Frames: your colours for some frames "
+                                    "(connect the same hints to Keyframe Select)."),
             ],
             outputs=[CHROMA.Output(display_name="chroma",
                                    tooltip="Colour (ab) of the keyframes, or of every frame, at the working size.")],
@@ -64,20 +72,31 @@ class DDPMColorize(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: torch.Tensor, model: HueShiftModel, steps: int, sampler: str, seed: int,
-                batch_size: int, working_size: int, keyframes: staged.ClipPlan | None = None) -> io.NodeOutput:
+                batch_size: int, working_size: int, keyframes: staged.ClipPlan | None = None,
+                variety: float = SampleOptions.variety, temperature: float = 0.0,
+                chroma: float = SampleOptions.chroma, hints: UserHints | None = None) -> io.NodeOutput:
         frames = images_to_frames(images)
+        user = hints.resolve(*frames.shape[-2:], frames.shape[0]) if hints is not None else {}
         note = colour_note(images, "HueShift DDPM Colorize")
-        options = SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size, batch_size=batch_size)
+        options = SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size, batch_size=batch_size,
+                                **colour_options(variety, temperature, chroma))
         if keyframes is None:  # every frame on its own, in batches
             bar = progress(-(-frames.shape[0] // batch_size) * steps)
             ab = sample_frames_ab(model.for_sampling(), frames, options, callback=bar)
+            for i, colour in user.items():  # the user's colours, frame by frame
+                ab[i] = sample_frames_ab(model.for_sampling(), frames[i:i + 1], options, hints=colour)[0]
+            bar.finish()  # the colour prior alone (variety 0) is one pass, not `steps`
             indices = tuple(range(frames.shape[0]))
         else:  # the keyframes in order, as the pipeline samples them (per-shot seeds, warm starts)
             u8 = images_to_u8(images)
             keyframes.check(u8, "DDPM Colorize")
+            missing = sorted(set(user) - set(keyframes.keyframes))
+            if missing:
+                raise InputError(f"DDPM Colorize: frame {missing[0]} has hints but is not a keyframe of the plan: connect "
+                                 "the same hints to Keyframe Select")
             bar = progress(len(keyframes.keyframes) * steps)
             ab = staged.colour_keyframes(model.for_sampling(), u8, keyframes, PipelineOptions(sample=options),
-                                         callback=bar)
+                                         callback=bar, user=user)
             bar.finish()  # warm-started keyframes take fewer steps
             indices = keyframes.keyframes
         chroma = Chroma(ab=ab, frames=indices, num_frames=frames.shape[0], source_size=tuple(frames.shape[-2:]))

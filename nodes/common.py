@@ -18,6 +18,7 @@ from ..hueshift_core import threads
 from ..hueshift_core.errors import InputError, VideoError
 from ..hueshift_core.images import check_frames
 from ..hueshift_core.model.color import is_grey
+from ..hueshift_core.model.sampling import SampleOptions
 from ..hueshift_core.video import staged
 from .comfy_compat import ProgressBar, folder_paths, io, model_management
 
@@ -27,6 +28,7 @@ LOG = logging.getLogger("HueShift")
 MODEL = io.Custom("HUESHIFT_MODEL")
 KEYFRAMES = io.Custom("HUESHIFT_KEYFRAMES")
 CHROMA = io.Custom("HUESHIFT_CHROMA")
+HINTS = io.Custom("HUESHIFT_HINTS")  # the user's colours: nodes/hints.py
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
 
@@ -206,3 +208,23 @@ class Chroma:
     def complete(self) -> bool:
         """True when every frame of the clip has colour."""
         return len(self.frames) == self.num_frames
+
+
+def colour_inputs(io) -> list:
+    """The colour-prior settings DDPM Colorize and Colorize Video File share (defaults: the library's)."""
+    d = SampleOptions()
+    return [
+        io.Float.Input("variety", default=d.variety, min=0.0, max=1.0, step=0.05,
+                       tooltip="0: the colour prior's colour alone (one fast pass, the same every run). Higher: the "
+                               "diffusion model re-noises it that far and samples back (more varied colours, slower)."),
+        io.Float.Input("temperature", default=0.0, min=0.0, max=2.0, step=0.01,
+                       tooltip="Colour prior temperature: lower gives bolder, more decided colours; 0 = the model's "
+                               "own (0.38 for hueshift-v3)."),
+        io.Float.Input("chroma", default=d.chroma, min=0.0, max=3.0, step=0.05,
+                       tooltip="Scales the colour prior's saturation (1 = as predicted)."),
+    ]
+
+
+def colour_options(variety: float, temperature: float, chroma: float) -> dict:
+    """SampleOptions fields from the :func:`colour_inputs` widgets (temperature 0 = the model's own)."""
+    return {"variety": float(variety), "temperature": float(temperature) or None, "chroma": float(chroma)}

@@ -15,7 +15,9 @@ from ..hueshift_core.video import staged
 from ..hueshift_core.video.keyframes import KeyframeOptions
 from ..hueshift_core.video.pipeline import PipelineOptions
 from .comfy_compat import io, ui
-from .common import CATEGORY, CHROMA, KEYFRAMES, Chroma, frames_to_images, images_to_frames, images_to_u8, progress
+from .common import (CATEGORY, CHROMA, HINTS, KEYFRAMES, Chroma, frames_to_images, images_to_frames, images_to_u8,
+                     progress)
+from .hints import UserHints
 
 ANALYSIS_TOOLTIP = ("Short side (pixels) of the copy of the frames on which cuts, optical flow, propagation and "
                     "deflicker run; 128 (twice the model's working size) is what HueShift Colorize Video File uses.")
@@ -41,6 +43,9 @@ class KeyframeSelect(io.ComfyNode):
                                tooltip="A new keyframe is taken when less than this share of the pixels still "
                                        "tracks back to the last keyframe."),
                 io.Int.Input("analysis_size", default=128, min=16, max=1024, step=16, tooltip=ANALYSIS_TOOLTIP),
+                HINTS.Input("hints", optional=True,
+                            tooltip="Optional, from Colour Hints / Reference Frames: those frames become keyframes "
+                                    "(connect the same hints to DDPM Colorize)."),
             ],
             outputs=[KEYFRAMES.Output(display_name="keyframes", tooltip="The plan: keyframe indices and shot starts."),
                      io.Int.Output(display_name="keyframe_count", tooltip="How many keyframes were chosen.")],
@@ -48,13 +53,16 @@ class KeyframeSelect(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: torch.Tensor, max_gap: int, cut_threshold: float, track_threshold: float,
-                analysis_size: int) -> io.NodeOutput:
+                analysis_size: int, hints: UserHints | None = None) -> io.NodeOutput:
         frames = images_to_u8(images)
+        force = ()
+        if hints is not None:  # checked against the clip here, where the user sees it first
+            force = tuple(sorted(hints.resolve(*frames.shape[1:3], len(frames))))
         bar = progress(len(frames))
         options = PipelineOptions(sample=SampleOptions(short_side=max(8, analysis_size // 16 * 8)),
                                   keyframes=KeyframeOptions(cut_threshold=cut_threshold, max_gap=max_gap,
                                                             track_threshold=track_threshold))
-        plan = staged.plan_keyframes(frames, options, tick=bar.advance)
+        plan = staged.plan_keyframes(frames, options, tick=bar.advance, force=force)
         text = (f"{len(plan.keyframes)} keyframes in {len(plan.shot_starts)} shot(s) of {len(frames)} frames: "
                 f"keyframes {list(plan.keyframes)}, shots start at {list(plan.shot_starts)}")
         return io.NodeOutput(plan, len(plan.keyframes), ui=ui.PreviewText(text))

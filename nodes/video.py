@@ -20,13 +20,17 @@ from .comfy_compat import VideoFromFile, io, ui
 from .common import (
     CATEGORY,
     LOG,
+    HINTS,
     MODEL,
+    colour_inputs,
+    colour_options,
     frames_to_images,
     list_input_videos,
     output_file,
     progress,
     resolve_input_file,
 )
+from .hints import UserHints
 from .model import DEFAULT, HueShiftModel, load, model_path
 
 
@@ -164,6 +168,7 @@ class ColorizeVideoFile(io.ComfyNode):
                                tooltip="Diffusion sampler (dpmpp_2m: few steps, deterministic; ddim: deterministic)."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Random seed: the same seed gives the same colours."),
+                *colour_inputs(io),
                 io.Int.Input("working_size", default=64, min=8, max=512, step=8,
                              tooltip="Short side (pixels, multiple of 8) at which the model samples colour."),
                 io.Int.Input("max_gap", default=48, min=1, max=10000,
@@ -176,6 +181,9 @@ class ColorizeVideoFile(io.ComfyNode):
                              tooltip="Colorize at most this many frames from the start (0 = the whole video)."),
                 MODEL.Input("model", optional=True,
                             tooltip="Optional: a model from HueShift Model Loader (default: the shipped model)."),
+                HINTS.Input("hints", optional=True,
+                            tooltip="Optional, from Colour Hints / Reference Frames: your colours for some frames, "
+                                    "carried through their shots."),
             ],
             outputs=[io.Video.Output(display_name="video", tooltip="The colorized file, for Save Video or preview."),
                      io.String.Output(display_name="path", tooltip="Full path of the colorized file.")],
@@ -189,18 +197,23 @@ class ColorizeVideoFile(io.ComfyNode):
     @classmethod
     def execute(cls, video: str, path: str, filename_prefix: str, mode: str, steps: int, sampler: str, seed: int,
                 working_size: int, max_gap: int, deflicker: float, upscale: str, frame_cap: int,
-                model: HueShiftModel | None = None) -> io.NodeOutput:
+                model: HueShiftModel | None = None, variety: float = SampleOptions.variety,
+                temperature: float = 0.0, chroma: float = SampleOptions.chroma,
+                hints: UserHints | None = None) -> io.NodeOutput:
         src = _source(video, path)
         if model is None:
             model = load(model_path(DEFAULT))
         options = PipelineOptions(
-            mode=mode, sample=SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size),
+            mode=mode, sample=SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size,
+                                            **colour_options(variety, temperature, chroma)),
             keyframes=KeyframeOptions(max_gap=max_gap), deflicker=deflicker, upscale=upscale)
         dst, file, subfolder = output_file(filename_prefix, ".mp4")
         info = check_video_io(src, dst)
-        bar = progress(min(info.frame_count, frame_cap) if frame_cap else info.frame_count)
+        n = min(info.frame_count, frame_cap) if frame_cap else info.frame_count
+        user = hints.resolve(info.height, info.width, n, float(info.fps)) if hints is not None else None
+        bar = progress(n)
         result = colorize_video(src, dst, model.for_sampling(), options, progress=bar.advance,
-                                         max_frames=frame_cap or None, info=info)
+                                         max_frames=frame_cap or None, info=info, hints=user)
         text = (f"{result.frames} frames {result.width}x{result.height} in {result.seconds:.1f} s: {result.keyframes} "
                 f"keyframes, {result.shots} shot(s) -> {subfolder}/{file}")
         if result.colour_input:

@@ -1,7 +1,10 @@
-"""Write a trained checkpoint as a shipped model: fp16 EMA weights, the chosen guidance scale, a name.
+"""Write a trained checkpoint as a shipped model: fp16 EMA weights, the chosen guidance scale, a name,
+and (hueshift-v3 on) the colour prior the sampling is anchored on.
 
     python scripts/ship_model.py RUN/ema.safetensors hueshift_core/weights/hueshift-v2.safetensors \
         --guidance 2.0 --note "chosen by benchmarks/eval_photos.py sweep on held-out scenes"
+    python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
+        hueshift_core/weights/hueshift-v3.safetensors --prior runs/prior/best.safetensors --temperature 0.38
 
 The guidance scale goes into the metadata (``hueshift.guidance``): it is what ``--guidance``
 defaults to for this model. Refused for a model not trained with L dropped (no unconditional mode).
@@ -11,29 +14,43 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 
 import torch
 
-from hueshift_core.model.checkpoint import load_model, save_checkpoint
+from hueshift_core.model.checkpoint import load_model, load_prior, load_state, save_checkpoint
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src")
     ap.add_argument("dst")
-    ap.add_argument("--guidance", type=float, required=True)
+    ap.add_argument("--guidance", type=float, default=None, help="default: the source's own")
+    ap.add_argument("--prior", default=None, help="a colour-prior training export (best.safetensors) to ship beside")
+    ap.add_argument("--temperature", type=float, default=None, help="the prior's temperature (default: its own)")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
     model = load_model(args.src)
+    if args.guidance is None:
+        args.guidance = model.info.guidance if model.info.guidance is not None else 1.0
     trained_for_guidance = model.info.guidance is not None or model.info.provenance.get("cond_drop", 0) > 0
     if not trained_for_guidance and args.guidance != 1.0:
         print(f"{args.src} was not trained for guidance (no cond_drop): only --guidance 1", file=sys.stderr)
         return 2
     prov = dict(model.info.provenance, shipped_from=args.src.rsplit("/", 1)[-1], **({"note": args.note} if args.note else {}))
     info = dataclasses.replace(model.info, guidance=args.guidance, provenance=prov)
-    save_checkpoint(args.dst, model.net.state_dict(), info, dtype=torch.float16)
-    print(f"wrote {args.dst}: guidance {args.guidance}, {prov.get('steps')} steps")
+    prior_kw = {}
+    if args.prior:
+        prior, temperature = load_prior(args.prior)
+        _, meta = load_state(args.prior)
+        prior_prov = dict(json.loads(meta.get("hueshift.prior_provenance", "{}")), shipped_from=args.prior)
+        prior_kw = dict(prior=prior, prior_temperature=args.temperature or temperature, prior_provenance=prior_prov)
+    elif model.prior is not None:
+        prior_kw = dict(prior=model.prior, prior_temperature=args.temperature or model.prior_temperature)
+    save_checkpoint(args.dst, model.net.state_dict(), info, dtype=torch.float16, **prior_kw)
+    print(f"wrote {args.dst}: guidance {args.guidance}, {prov.get('steps')} steps"
+          + (f"; colour prior from {args.prior}" if args.prior else ""))
     return 0
 
 

@@ -25,7 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 NODE_IDS = {"HueShiftLoadVideoFrames", "HueShiftKeyframeSelect", "HueShiftModelLoader", "HueShiftDDPMColorize",
-            "HueShiftPropagate", "HueShiftLABUpscale", "HueShiftDeflicker", "HueShiftColorizeVideoFile"}
+            "HueShiftPropagate", "HueShiftLABUpscale", "HueShiftDeflicker", "HueShiftColorizeVideoFile",
+            "HueShiftColourHints", "HueShiftReferenceFrames"}
 RUN_TIMEOUT = float(os.environ.get("HUESHIFT_COMFYUI_TIMEOUT", "900"))
 REQUIRED = os.environ.get("HUESHIFT_REQUIRE_COMFYUI") == "1"
 

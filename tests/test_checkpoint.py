@@ -145,7 +145,12 @@ def test_nan_weights_refused(tmp_path):
 def test_default_model_is_shipped_and_loads():
     path = resolve_model_path(None)
     assert path == default_model_path()
-    assert path.stat().st_size <= 16 * 1024 * 1024
+    assert path.stat().st_size <= 32 * 1024 * 1024  # issue 19: hueshift-v3 with its colour prior, <= 32 MB
     model = load_model(path)
     info = model.info
     assert info.provenance.get("steps", 0) > 1000, "the shipped model must be trained"
+    assert model.prior is not None, "the shipped model carries the colour prior its sampling is anchored on"
+    from hueshift_core.model.checkpoint import load_state
+
+    prior_prov = json.loads(load_state(path)[1]["hueshift.prior_provenance"])
+    assert prior_prov["crops_seen"] > 30_000, "the colour prior must be trained"

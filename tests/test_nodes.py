@@ -128,7 +128,8 @@ def run(cls, **inputs):
 # --- the pack and its schemas -----------------------------------------------------------------
 
 EXPECTED = {"HueShiftLoadVideoFrames", "HueShiftKeyframeSelect", "HueShiftModelLoader", "HueShiftDDPMColorize",
-            "HueShiftPropagate", "HueShiftLABUpscale", "HueShiftDeflicker", "HueShiftColorizeVideoFile"}
+            "HueShiftPropagate", "HueShiftLABUpscale", "HueShiftDeflicker", "HueShiftColorizeVideoFile",
+            "HueShiftColourHints", "HueShiftReferenceFrames"}
 
 
 def test_entrypoint_lists_every_node(nodes):
@@ -535,3 +536,53 @@ def test_node_defaults_are_the_libraries_defaults(nodes):
     assert defaults("HueShiftKeyframeSelect")["analysis_size"] == sample.short_side * pipe.prop_scale
     d = defaults("HueShiftDDPMColorize")
     assert (d["steps"], d["batch_size"], d["working_size"]) == (sample.steps, sample.batch_size, sample.short_side)
+
+
+def test_hint_nodes_make_keyframes_and_the_staged_graph_gives_the_pipelines_colours(comfy, nodes):
+    """Colour Hints + Reference Frames -> Keyframe Select -> DDPM Colorize -> Propagate -> LAB Upscale, with the
+    shipped model (its colour prior follows hints), gives what the pipeline gives with the same user colours;
+    the hinted frame becomes a keyframe, and bad hints are refused with one line."""
+    core = pack_module("hueshift_core.video.pipeline")
+    clip = ROOT / "workflows" / "input" / "hueshift_example.mp4"
+    frames = np.concatenate(list(pack_module("hueshift_core.video").read_frames(str(clip))))
+    img = torch.from_numpy(frames).float() / 255.0
+    model = nodes["HueShiftModelLoader"].execute(model_name=SHIPPED[-1], precision="auto").args[0]
+    ref = torch.zeros(1, *img.shape[1:])
+    ref[..., 2] = 0.8  # a blue reference for frame 0
+    hints = nodes["HueShiftReferenceFrames"].execute(images=ref, frames="0").args[0]
+    hints = nodes["HueShiftColourHints"].execute(points='[{"x": 0.5, "y": 0.5, "color": "#c03020", "radius": 0.1}]',
+                                                 frame=9, hints=hints).args[0]
+    assert hints.frames() == [0, 9]
+    plan = nodes["HueShiftKeyframeSelect"].execute(images=img, max_gap=48, cut_threshold=0.35, track_threshold=0.0,
+                                                   analysis_size=128, hints=hints).args[0]
+    assert 9 in plan.keyframes and 0 in plan.keyframes
+    keys = nodes["HueShiftDDPMColorize"].execute(images=img, model=model, steps=8, sampler="dpmpp_2m", seed=0,
+                                                 batch_size=8, working_size=64, keyframes=plan, hints=hints).args[0]
+    chroma = nodes["HueShiftPropagate"].execute(images=img, keyframes=plan, chroma=keys, deflicker=0.5).args[0]
+    got = nodes["HueShiftLABUpscale"].execute(images=img, chroma=chroma, method="guided").args[0]
+    got_u8 = (got.numpy() * 255.0).round().astype(np.uint8)
+    user = hints.resolve(*frames.shape[1:3], len(frames))
+    options = core.PipelineOptions(keyframes=pack_module("hueshift_core.video.keyframes").KeyframeOptions(
+        track_threshold=0.0))
+    want = np.concatenate(list(core.VideoPipeline(model.model, options, user=user).run(iter([frames]))))
+    assert np.array_equal(got_u8, want)
+    lab = pack_module("hueshift_core.model.color").rgb_to_lab(got[:3].permute(0, 3, 1, 2))
+    assert float(lab[:, 2].mean()) < -10  # the blue reference, carried to the next frames
+    with pytest.raises(errors().InputError, match="not a keyframe"):
+        plain = nodes["HueShiftKeyframeSelect"].execute(images=img, max_gap=48, cut_threshold=0.35,
+                                                        track_threshold=0.0, analysis_size=128).args[0]
+        nodes["HueShiftDDPMColorize"].execute(images=img, model=model, steps=8, sampler="dpmpp_2m", seed=0,
+                                              batch_size=8, working_size=64, keyframes=plain, hints=hints)
+    for points, match in (('[{"x": 3, "y": 0.5, "color": "#fff"}]', "outside the frame"), ("{", "not valid JSON"),
+                          ("", "no hints")):
+        with pytest.raises(errors().InputError, match=match):
+            nodes["HueShiftColourHints"].execute(points=points, frame=0)
+    with pytest.raises(errors().InputError, match="past the end"):
+        far = nodes["HueShiftColourHints"].execute(points='[{"x": 0.5, "y": 0.5, "color": "#fff"}]', frame=99).args[0]
+        nodes["HueShiftKeyframeSelect"].execute(images=img, max_gap=48, cut_threshold=0.35, track_threshold=0.3,
+                                                analysis_size=128, hints=far)
+    with pytest.raises(errors().InputError, match="one index per image"):
+        nodes["HueShiftReferenceFrames"].execute(images=ref, frames="0, 4")
+    with pytest.raises(errors().InputError, match="grey"):
+        grey_ref = nodes["HueShiftReferenceFrames"].execute(images=img[:1], frames="0").args[0]
+        grey_ref.resolve(*frames.shape[1:3], len(frames))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import HueShiftError, InputError
+from ..hints import FrameColour, check_hints_file, load_user_colours, to_working
 from ..images import (
     colorize_image,
     downsample_l,
@@ -27,7 +28,7 @@ from ..images import (
 from ..model.checkpoint import get_model, resolve_device
 from ..model.color import denormalize_ab, is_grey
 from ..model.diffusion import Sampler
-from ..model.sampling import SampleOptions, guidance_scale, make_noise, sample_ab, working_size
+from ..model.sampling import SampleOptions, colour_ab, guidance_scale, make_noise, working_size
 from ..model.upscale import Upscale
 from ..outputs import atomic_write_bytes, check_output
 
@@ -37,6 +38,13 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="HueShift .safetensors checkpoint (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same colours")
     d = SampleOptions()
+    p.add_argument("--variety", type=float, default=d.variety,
+                   help="0 = the colour prior's colour alone (one fast pass, the same every run); up to 1 = "
+                        f"diffusion sampling re-noised from it that far (more varied colours; default {d.variety:g})")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="colour prior temperature: lower = bolder, more decided colours (default: the model's own)")
+    p.add_argument("--chroma", type=float, default=d.chroma,
+                   help=f"scale the colour prior's saturation (default {d.chroma:g})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"diffusion sampling steps (default {d.steps})")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale: higher = more vivid, more decided colours "
@@ -51,16 +59,30 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
 
 
+def add_colour_arguments(p: argparse.ArgumentParser, video: bool) -> None:
+    """--hints and --reference: the user's colours (:mod:`hueshift_core.hints`)."""
+    where = ("; optional \"frame\" (index from 0) or \"time\" (seconds) per hint" if video else "")
+    p.add_argument("--hints", default=None, metavar="FILE",
+                   help="colour hints: a JSON list of {\"x\": 0.42, \"y\": 0.31, \"color\": \"#b03020\"} (x, y: fractions "
+                        f"of width and height; optional \"radius\", a fraction of the short side{where}), or a PNG "
+                        "with transparency whose opaque pixels are hints")
+    p.add_argument("--reference", action="append", default=None, metavar="IMAGE@FRAME" if video else "IMAGE",
+                   help="a colour image (same aspect ratio) whose colour the output takes"
+                        + (" at frame FRAME (default 0) and carries through the shot; repeatable" if video else ""))
+
+
 def sample_options(args: argparse.Namespace, **more) -> SampleOptions:
     """The :class:`SampleOptions` the options of :func:`add_model_arguments` ask for (``more``: the rest)."""
     return SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, guidance=args.guidance,
-                         guidance_interval=tuple(args.guidance_interval), **more)
+                         guidance_interval=tuple(args.guidance_interval), variety=args.variety,
+                         temperature=args.temperature, chroma=args.chroma, **more)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="image files (any size; colour images are turned grey first)")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
     add_model_arguments(p)
+    add_colour_arguments(p, video=False)
     p.add_argument("--batch-size", type=int, default=8,
                    help="same-size images colorized together (default 8; several inputs only)")
     p.add_argument("--threads", type=int, default=None,
@@ -110,9 +132,14 @@ def run(args: argparse.Namespace) -> int:
         exists = out.exists() or out.is_symlink()  # an existing name (/dev/null...) is checked as given
         dst = check_image_output(out if out.suffix or exists else out.with_suffix(".png"), inputs)
         img = read_image(inputs[0])
+        user = load_user_colours(args.hints, args.reference, *img.shape[:2], video=False)  # checked before the model
         model = get_model(args.model, device)
-        _colorize_one(inputs[0], img, dst, model, options, args.upscale)
+        _colorize_one(inputs[0], img, dst, model, options, args.upscale, user.get(0))
         return 0
+    if args.reference:
+        raise InputError("--reference gives one photo its colour: use it with one input image")
+    if args.hints:  # checked once before any work: a bad file stops the run
+        check_hints_file(args.hints, video=False)
     # several inputs (or a folder given): -o is a folder, one <stem>.png per input
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file: with several inputs, -o must be a folder")
@@ -191,21 +218,23 @@ def _batchable(options: SampleOptions) -> bool:
 
 
 def colorize_batch(images: list[np.ndarray], model, options: SampleOptions = SampleOptions(),
-                   upscale: Upscale | str = Upscale.GUIDED) -> list[np.ndarray]:
+                   upscale: Upscale | str = Upscale.GUIDED, hints: FrameColour | None = None) -> list[np.ndarray]:
     """Colorize same-size uint8 images (``[H, W]`` or ``[H, W, 3]``) in one model batch -> uint8 RGB each.
 
     Every image starts from the noise it would get alone (``options.seed``), so with ddim (eta 0) or
     dpmpp_2m the colours equal :func:`~hueshift_core.images.colorize_image`'s within float rounding;
-    other samplers colorize one image at a time."""
-    if len(images) == 1 or not _batchable(options):
-        return [colorize_image(im, model, options=options, upscale=upscale) for im in images]
+    other samplers colorize one image at a time. ``hints``: the user's colours, the same for every image."""
+    if len(images) == 1 or not _batchable(options) or (hints is not None and hints.reference):
+        return [colorize_image(im, model, options=options, upscale=upscale, hints=hints) for im in images]
     x = torch.cat([image_to_tensor(im) for im in images])
     l_full, _ = frames_to_lab(x)
     size = working_size(*x.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
     noise = torch.cat([make_noise((1, 2, *size), torch.Generator().manual_seed(options.seed)) for _ in images])
-    ab = sample_ab(model, downsample_l(l_full, size), steps=options.steps, sampler=options.sampler,
-                   generator=torch.Generator().manual_seed(options.seed), eta=options.eta,
-                   guidance=options.guidance, guidance_interval=options.guidance_interval, noise=noise)
+    hint_ab = hint_mask = None
+    if hints is not None:
+        hint_ab, hint_mask = (t.expand(len(images), -1, -1, -1) for t in to_working(hints, size))
+    ab = colour_ab(model, downsample_l(l_full, size), options, generator=torch.Generator().manual_seed(options.seed),
+                   noise=noise, hint_ab=hint_ab, hint_mask=hint_mask)
     rgb = upscale_merge(x, denormalize_ab(ab.float().cpu()), upscale)
     return [tensor_to_image(f) for f in rgb]
 
@@ -258,7 +287,11 @@ def _run_many(args, inputs: list[Path], out: Path, created: bool, device, option
         nonlocal held
         group = groups.pop(key)
         held -= len(group)
-        rgbs = colorize_batch([img for _, img, _ in group], model, options, args.upscale)
+        images = [img for _, img, _ in group]
+        hints = None
+        if args.hints:  # the same hints on every image, at each image's size
+            hints = load_user_colours(args.hints, None, *images[0].shape[:2], video=False).get(0)
+        rgbs = colorize_batch(images, model, options, args.upscale, hints)
         for (src, _, dst), rgb in zip(group, rgbs):
             writes.append((src, dst, writer.submit(write_image, dst, rgb)))
         settle(batch_size)
@@ -300,8 +333,9 @@ def _run_many(args, inputs: list[Path], out: Path, created: bool, device, option
             groups.clear()
 
 
-def _colorize_one(src: Path, img: np.ndarray, dst: Path, model, options: SampleOptions, upscale: str) -> None:
+def _colorize_one(src: Path, img: np.ndarray, dst: Path, model, options: SampleOptions, upscale: str,
+                  hints: FrameColour | None = None) -> None:
     if img.ndim == 3 and not is_grey(img):
         print(f"{src}: colour image, turned grey first", file=sys.stderr)
-    write_image(dst, colorize_image(img, model, options=options, upscale=upscale))
+    write_image(dst, colorize_image(img, model, options=options, upscale=upscale, hints=hints))
     print(dst, flush=True)

@@ -7,12 +7,13 @@ import sys
 
 from .. import threads
 from ..errors import InputError
+from ..hints import load_user_colours
 from ..model.checkpoint import get_model, resolve_device
 from ..model.sampling import guidance_scale
 from ..video.files import check_video_io, colorize_video
 from ..video.keyframes import KeyframeOptions
 from ..video.pipeline import MODES, PipelineOptions
-from .image import add_model_arguments, sample_options
+from .image import add_colour_arguments, add_model_arguments, sample_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of a frame-sequence input (default 24); a video file keeps its own")
     add_model_arguments(p)
+    add_colour_arguments(p, video=True)
     p.add_argument("--mode", choices=MODES, default=defaults.mode,
                    help="keyframes: diffusion on keyframes, colour carried along optical flow (default); "
                         "per-frame: every frame through diffusion (the original's method, much slower)")
@@ -58,10 +60,12 @@ def run(args: argparse.Namespace) -> int:
     )
     device = resolve_device(args.device)
     info = check_video_io(args.input, args.output, args.fps)  # fail fast, before loading the model
+    total = min(info.frame_count, args.max_frames) if args.max_frames else info.frame_count
+    user = load_user_colours(args.hints, args.reference, info.height, info.width, fps=float(info.fps),
+                             num_frames=total or None) if args.hints or args.reference else None
     threads.configure(args.threads)
     model = get_model(args.model, device)
     guidance_scale(model, args.guidance)  # a model not trained for guidance: refused before the work
-    total = min(info.frame_count, args.max_frames) if args.max_frames else info.frame_count
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = colorize_video(args.input, args.output, model, options, device=str(device),
                                 progress=bar.update if bar is not None else None, max_frames=args.max_frames,
-                                fps=args.fps, info=info)
+                                fps=args.fps, info=info, hints=user)
     finally:
         if bar is not None:
             bar.close()

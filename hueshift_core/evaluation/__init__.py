@@ -22,7 +22,7 @@ import importlib
 
 from .accumulators import PSNR_CAP, FrameMetrics, VideoMetrics, VideoMetricsSummary, evaluate_video
 from .colour import colourfulness, frame_to_lab, grey_like, lab_to_frame
-from .fidelity import ciede2000, mean_ciede2000, psnr
+from .fidelity import ciede2000, hue_errors, mean_ciede2000, psnr
 from .temporal import (CDC_GAPS, CDCAccumulator, WarpErrorAccumulator, cdc, channel_histograms, dis_flow,
                        js_divergence, occlusion_mask, warp_error, warp_error_pair, warp_frame)
 
@@ -40,6 +40,6 @@ def __getattr__(name: str):
 __all__ = [
     "CDC_GAPS", "PSNR_CAP", "CDCAccumulator", "FrameMetrics", "VideoMetrics", "VideoMetricsSummary",
     "WarpErrorAccumulator", "cdc", "channel_histograms", "ciede2000", "colourfulness", "dis_flow",
-    "evaluate", "evaluate_clip", "evaluate_video", "frame_to_lab", "grey_like", "js_divergence", "lab_to_frame",
+    "evaluate", "evaluate_clip", "evaluate_video", "frame_to_lab", "grey_like", "hue_errors", "js_divergence", "lab_to_frame",
     "mean_ciede2000", "occlusion_mask", "psnr", "warp_error", "warp_error_pair", "warp_frame",
 ]

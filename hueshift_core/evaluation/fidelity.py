@@ -113,3 +113,20 @@ def mean_ciede2000(output: U8Frame, truth: U8Frame) -> float:
         de = ciede2000(lab_o[start:start + _CHUNK], lab_t[start:start + _CHUNK], dtype=np.float32)
         total += float(np.sum(de, dtype=np.float64))
     return total / lab_o.shape[0]
+
+
+def hue_errors(output: U8Frame, truth: U8Frame) -> tuple[float, float]:
+    """The two colour mistakes, as shares of all pixels of two uint8 RGB frames ``[H, W, 3]`` (CIELAB,
+    ``C = sqrt(a² + b²)``):
+
+    * *wrong hue*: truth C > 10, output C > 10 and hue angles more than 60° apart;
+    * *lost colour*: truth C > 15 and output C < 5.
+    """
+    check_pair(output, truth)
+    lo = frame_to_lab(output).reshape(-1, 3)[:, 1:].astype(np.float64)
+    lt = frame_to_lab(truth).reshape(-1, 3)[:, 1:].astype(np.float64)
+    co, ct = np.hypot(lo[:, 0], lo[:, 1]), np.hypot(lt[:, 0], lt[:, 1])
+    cos = (lo * lt).sum(1) / np.maximum(co * ct, 1e-9)
+    wrong = (ct > 10) & (co > 10) & (cos < 0.5)  # cos 60° = 0.5
+    lost = (ct > 15) & (co < 5)
+    return float(wrong.mean()), float(lost.mean())

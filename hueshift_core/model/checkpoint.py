@@ -7,7 +7,9 @@ The header metadata (string -> string) holds everything a loader needs:
 * ``hueshift.schedule``, ``hueshift.num_timesteps``, ``hueshift.prediction``;
 * ``hueshift.provenance``: JSON (data, steps, batch, hardware, losses...), free form;
 * ``hueshift.guidance`` (optional): the classifier-free guidance scale the model is meant to be
-  sampled with; present only for models trained with L dropped some of the time.
+  sampled with; present only for models trained with L dropped some of the time;
+* ``hueshift.prior_config``, ``hueshift.prior_temperature``, ``hueshift.prior_provenance`` (optional,
+  hueshift-v3 on): a colour prior (:mod:`.prior`) stored in the same file, its tensors under ``prior.``.
 
 Every failure is a :class:`CheckpointError` with a one-line message naming the problem.
 """
@@ -28,6 +30,7 @@ from safetensors.torch import save_file
 from ..errors import CheckpointError, InputError
 from ..outputs import atomic_output
 from .diffusion import Prediction, Schedule, make_schedule
+from .prior import ColourPrior, PriorConfig
 from .unet import ColorUNet, UNetConfig
 
 FORMAT_VERSION = "1"
@@ -54,6 +57,8 @@ class ColorModel:
     net: ColorUNet
     info: ModelInfo
     path: str = ""
+    prior: ColourPrior | None = None  # the colour prior sampling is anchored on (hueshift-v3 on)
+    prior_temperature: float = 0.38  # the annealed-mean temperature the prior was shipped with
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -69,10 +74,12 @@ class ColorModel:
 
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], info: ModelInfo,
-                    dtype: torch.dtype | None = None) -> None:
+                    dtype: torch.dtype | None = None, *, prior=None, prior_temperature: float = 0.38,
+                    prior_provenance: dict | None = None) -> None:
     """Write ``state_dict`` and ``info`` to ``path`` atomically (temp file, then rename).
 
-    ``dtype`` (e.g. ``torch.float16``) converts floating-point tensors before saving.
+    ``dtype`` (e.g. ``torch.float16``) converts floating-point tensors before saving. ``prior`` (a
+    :class:`~.prior.ColourPrior`) is stored beside the UNet, with its temperature and provenance.
     """
     path = Path(path)
     tensors = {}
@@ -91,6 +98,9 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     }
     if info.guidance is not None:
         metadata["hueshift.guidance"] = repr(float(info.guidance))
+    if prior is not None:
+        tensors.update(prior_tensors(prior, dtype))
+        metadata.update(prior_metadata(prior, prior_temperature, prior_provenance))
     with atomic_output(path, "checkpoint", CheckpointError, temp_name=f".{path.name}.tmp-{os.getpid()}") as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -240,6 +250,8 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     info = read_info(path)  # metadata checked and bounded before any tensor is read or allocated
     tensors, meta = load_state(path)
     info = _info_from_metadata(path, meta)
+    prior, prior_temperature = _load_prior(path, tensors, meta, device, dtype)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(PRIOR_PREFIX)}
     with torch.device("meta"):  # shapes only: nothing is allocated until the file is known to match
         expected = ColorUNet(info.config).state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -266,10 +278,10 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
         # attention's channels land contiguous for the fused kernel. Same outputs within float rounding
         # (tests/test_unet.py); benchmarks/bench_unet.py times both layouts.
         net.to(memory_format=torch.channels_last)
-    return ColorModel(net=net, info=info, path=str(path))
+    return ColorModel(net=net, info=info, path=str(path), prior=prior, prior_temperature=prior_temperature)
 
 
-DEFAULT_MODEL_NAME = "hueshift-v2.safetensors"
+DEFAULT_MODEL_NAME = "hueshift-v3.safetensors"
 
 
 def default_model_path() -> Path:
@@ -301,3 +313,76 @@ def get_model(path: str | Path | None = None, device: torch.device | str = "cpu"
     if key not in _MODEL_CACHE:
         _MODEL_CACHE[key] = load_model(p, device, dtype)
     return _MODEL_CACHE[key]
+
+
+# ---- the colour prior: tensors under "prior." in the same kind of self-describing file ------------------
+
+PRIOR_PREFIX = "prior."
+
+
+def prior_metadata(net, temperature: float, provenance: dict | None = None) -> dict[str, str]:
+    """The header fields that describe a colour prior stored beside (or without) a UNet."""
+    return {"hueshift.prior_config": net.config.to_json(), "hueshift.prior_temperature": repr(float(temperature)),
+            "hueshift.prior_provenance": json.dumps(provenance or {}, sort_keys=True)}
+
+
+def prior_tensors(net, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in net.state_dict().items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point() and "running_var" not in k:
+            v = v.to(dtype)
+        out[PRIOR_PREFIX + k] = v.contiguous()
+    return out
+
+
+def _load_prior(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str], device: torch.device,
+                dtype: torch.dtype) -> tuple[ColourPrior | None, float]:
+    """The colour prior stored in a checkpoint (``prior.*`` tensors), or (None, default) when it has none.
+    Its config is bounded and every tensor checked against it before anything is loaded."""
+    if "hueshift.prior_config" not in meta:
+        if any(k.startswith(PRIOR_PREFIX) for k in tensors):
+            raise CheckpointError(f"{path}: it holds colour-prior tensors but no 'hueshift.prior_config'")
+        return None, 0.38
+    try:
+        config = PriorConfig.from_json(meta["hueshift.prior_config"])
+        temperature = float(meta.get("hueshift.prior_temperature", "0.38"))
+    except (InputError, ValueError) as err:
+        raise CheckpointError(f"{path}: invalid colour-prior metadata ({str(err).splitlines()[0][:200]})") from None
+    if not 0.01 <= temperature <= 2.0:
+        raise CheckpointError(f"{path}: colour-prior temperature {temperature} outside [0.01, 2]")
+    with torch.device("meta"):
+        expected = ColourPrior(config).state_dict()
+    have = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
+    if set(have) != set(expected):
+        raise CheckpointError(f"{path}: colour-prior tensors do not match its config "
+                              f"({len(set(expected) - set(have))} missing, {len(set(have) - set(expected))} unexpected)")
+    for k, v in expected.items():
+        if have[k].shape != v.shape:
+            raise CheckpointError(f"{path}: colour-prior tensor {k!r} has shape {tuple(have[k].shape)}, "
+                                  f"its config expects {tuple(v.shape)}")
+        if have[k].is_floating_point() and not torch.isfinite(have[k].float()).all():
+            raise CheckpointError(f"{path}: colour-prior tensor {k!r} contains NaN or infinity: the file is corrupt")
+    net = ColourPrior(config)
+    net.load_state_dict({k: (t.float() if t.is_floating_point() else t) for k, t in have.items()})
+    net.eval().requires_grad_(False).to(device=device)
+    return net, temperature
+
+
+def load_prior(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[ColourPrior, float]:
+    """The colour prior alone from any HueShift file that holds one (a training export or a model)."""
+    path = Path(path)
+    tensors, meta = load_state(path)
+    prior, temperature = _load_prior(path, tensors, meta, resolve_device(device), torch.float32)
+    if prior is None:
+        raise CheckpointError(f"{path} holds no colour prior (hueshift-v3 and later do; v1 and v2 do not)")
+    return prior, temperature
+
+
+def save_prior(path: str | os.PathLike, net, *, temperature: float, provenance: dict | None = None,
+               dtype: torch.dtype | None = None) -> None:
+    """Write a colour prior alone (a training run's export) atomically."""
+    path = Path(path)
+    with atomic_output(path, "checkpoint", CheckpointError, temp_name=f".{path.name}.tmp-{os.getpid()}") as tmp:
+        save_file(prior_tensors(net, dtype), str(tmp), metadata={"hueshift.format": FORMAT_VERSION,
+                                                                   **prior_metadata(net, temperature, provenance)})

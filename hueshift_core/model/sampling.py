@@ -4,7 +4,10 @@
 * :func:`working_size` — the model's resolution for a frame, keeping its aspect ratio;
 * :func:`guidance_scale` — the classifier-free guidance scale a model is sampled with;
 * :func:`sample_ab` — diffusion sampling of normalised ab for normalised L (batched),
-  from noise or, SDEdit-style (Meng et al. 2022), from a partly re-noised initial colour.
+  from noise or, SDEdit-style (Meng et al. 2022), from a partly re-noised initial colour;
+* :func:`colour_ab` — what every entry point calls: the colour prior's ab (hueshift-v3 on), then, at
+  ``variety > 0``, diffusion sampling anchored on it (SDEdit from the prior's colour at strength
+  ``variety``); a model without a prior (v1, v2) samples from noise as before.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class SampleOptions:
     batch_size: int = 8
     guidance: float | None = None  # classifier-free guidance scale; None = the model's own default
     guidance_interval: tuple[float, float] = (0.0, 1.0)  # noise levels t/(T-1) where guidance applies
+    # The colour prior (models that carry one, hueshift-v3 on): see colour_ab.
+    variety: float = 0.0  # 0 = the prior's colour alone (one pass); up to 1 = diffusion re-noised from it that far
+    temperature: float | None = None  # annealed-mean temperature; None = the model's own (lower = bolder colour)
+    chroma: float = 1.0  # scales the prior's a, b (1 = as predicted)
 
     def __post_init__(self) -> None:
         for name in ("steps", "seed", "short_side", "max_long_side", "batch_size"):
@@ -56,6 +63,13 @@ class SampleOptions:
             raise InputError(f"batch size must be 1 to 4096, got {self.batch_size}")
         if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta >= 0):
             raise InputError(f"eta must be a finite number >= 0, got {self.eta}")
+        for name, lo, hi in (("variety", 0.0, 1.0), ("chroma", 0.0, 3.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise InputError(f"{name} must be a number from {lo:g} to {hi:g}, got {value!r}")
+        if self.temperature is not None and (isinstance(self.temperature, bool) or not isinstance(
+                self.temperature, (int, float)) or not 0.01 <= self.temperature <= 2.0):
+            raise InputError(f"temperature must be a number from 0.01 to 2, got {self.temperature!r}")
         object.__setattr__(self, "guidance_interval", check_interval(self.guidance_interval))
         try:
             object.__setattr__(self, "sampler", Sampler(self.sampler))
@@ -160,3 +174,54 @@ def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 8, sample
     if Sampler(sampler) is Sampler.DDIM:
         return sample_ddim(denoiser, x, timesteps, cond=cond, generator=generator, callback=callback, eta=eta)
     return SAMPLERS[Sampler(sampler)](denoiser, x, timesteps, cond=cond, generator=generator, callback=callback)
+
+
+@torch.no_grad()
+def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = SampleOptions(), *,
+             hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The colour prior's normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]`` (one pass,
+    deterministic), at ``options.temperature`` (None: the model's) and scaled by ``options.chroma``.
+    ``hint_ab`` ``[B, 2, h, w]`` (normalised) with ``hint_mask`` ``[B, 1, h, w]`` (0/1): user colours."""
+    if model.prior is None:
+        raise InputError(f"model {Path(model.path).name or '(in memory)'} has no colour prior (hueshift-v3 and "
+                         "later have one): use the default model")
+    t = model.prior_temperature if options.temperature is None else float(options.temperature)
+    dev = next(model.prior.parameters()).device
+    l = l_norm.to(dev, torch.float32)
+    if hint_ab is not None:
+        hint_ab, hint_mask = hint_ab.to(dev, torch.float32), hint_mask.to(dev, torch.float32)
+    ab = model.prior.predict(l, hint_ab, hint_mask, temperature=t) * float(options.chroma)
+    return ab.clamp(-1.0, 1.0)
+
+
+@torch.no_grad()
+def colour_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = SampleOptions(), *,
+              generator: torch.Generator, noise: torch.Tensor | None = None, init_ab: torch.Tensor | None = None,
+              strength: float = 1.0, hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None,
+              callback: Callback | None = None) -> torch.Tensor:
+    """Normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]``: the one colour call of every entry point.
+
+    With a colour prior in the model (hueshift-v3 on): the prior's colour (:func:`prior_ab`, with the hints);
+    at ``options.variety > 0`` the diffusion model re-noises it to that share of the noise range and
+    samples back (SDEdit anchored on the prior). ``init_ab`` (colour carried into a later keyframe) with
+    ``strength < 1`` replaces the anchor by that colour re-noised to ``min(strength, variety)``; at variety 0
+    the prior's colour is returned as it is. Without a prior (v1, v2): :func:`sample_ab` from noise, or
+    from ``init_ab`` at ``strength`` - exactly what those models always did.
+    """
+    o = options
+    if model.prior is None:
+        return sample_ab(model, l_norm, steps=o.steps, sampler=o.sampler, generator=generator, eta=o.eta,
+                         init_ab=init_ab, strength=strength, noise=noise, callback=callback,
+                         guidance=o.guidance, guidance_interval=o.guidance_interval)
+    anchor = prior_ab(model, l_norm, o, hint_ab=hint_ab, hint_mask=hint_mask)
+    if o.variety <= 0.0:
+        if callback is not None:
+            callback(1, 1)
+        return anchor.to(model.device)
+    start = anchor
+    s = float(o.variety)
+    if init_ab is not None and strength < 1.0:
+        start, s = init_ab, min(float(strength), s)
+    return sample_ab(model, l_norm, steps=o.steps, sampler=o.sampler, generator=generator, eta=o.eta,
+                     init_ab=start, strength=s if s < 1.0 else 0.999, noise=noise, callback=callback,
+                     guidance=o.guidance, guidance_interval=o.guidance_interval)

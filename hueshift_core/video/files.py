@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..hints import FrameColour, HintPoint, user_colours
 from ..model.checkpoint import ColorModel, get_model
 from .overlap import Prefetch
 from .pipeline import PipelineOptions, VideoPipeline, overlap_depths
@@ -75,7 +76,9 @@ def check_video_io(src: str | Path, dst: str | Path, fps: float | Fraction | Non
 def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | Path | None = None,
                    options: PipelineOptions = PipelineOptions(), *, device: str = "cpu",
                    progress: Callable[[int], None] | None = None, max_frames: int | None = None,
-                   fps: float | Fraction | None = None, info: VideoInfo | None = None) -> VideoResult:
+                   fps: float | Fraction | None = None, info: VideoInfo | None = None,
+                   hints: list[HintPoint] | dict[int, FrameColour] | None = None,
+                   references: dict[int, np.ndarray | FrameColour] | None = None) -> VideoResult:
     """Colorize the video ``src`` into ``dst``: H.264 mp4 of the same size, frame count and frame
     rate, with ``src``'s audio track when it has one.
 
@@ -90,6 +93,8 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
     Raises :class:`~hueshift_core.errors.HueShiftError` on bad input, before any work when it can.
     ``info``: what :func:`check_video_io` returned for this ``src`` and ``dst`` (a caller that checked first,
     e.g. before loading the model); None = check here.
+    ``hints`` (points, each with its frame or time, or {frame: FrameColour}) and ``references`` ({frame: colour
+    image}) are the user's colours (:mod:`hueshift_core.hints`): checked before any work, carried through each shot.
     """
     t0 = time.perf_counter()
     if not isinstance(options, PipelineOptions):
@@ -99,9 +104,12 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
     if info is None:
         info = check_video_io(src, dst, fps)
     src_seq, dst_seq = is_sequence(src), is_pattern(dst)
+    n = min(info.frame_count, max_frames) if max_frames else info.frame_count
+    user = user_colours(info.height, info.width, hints=hints, references=references, fps=float(info.fps),
+                        num_frames=n or None) if hints is not None or references else {}
     if not isinstance(model, ColorModel):
         model = get_model(model, device)
-    pipe = VideoPipeline(model, options)
+    pipe = VideoPipeline(model, options, user=user)
     times: list | None = [] if info.variable_rate and not dst_seq else None  # VFR: carry each frame's time
     if src_seq:
         frames = read_sequence(src, options.decode_batch, max_frames=max_frames, fps=info.fps)

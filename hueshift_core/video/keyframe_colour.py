@@ -8,8 +8,13 @@ sampled at the working resolution (:class:`~hueshift_core.video.analysis.Sizes`)
   what came before it, and a run over a piece of a video that starts at a cut gives the frames a run
   over the whole video gives (what :mod:`hueshift_core.cluster` relies on);
 * ``share_noise``: one noise tensor per shot, so the keyframes of a shot start from the same noise;
-* later keyframes of a shot start from the colour carried into them, re-noised to ``warm_start``
-  (SDEdit, Meng et al. 2022), so they agree with the earlier keyframes instead of choosing new colours.
+* later keyframes of a shot start from the colour carried into them, so they agree with the earlier
+  keyframes instead of choosing new colours: with a colour prior (hueshift-v3 on) the carried colour is kept
+  where it still tracks (weighted by its chained confidence) and the prior's colour fills the rest; without
+  one (v1, v2) diffusion re-noises the carried colour to ``warm_start`` (SDEdit, Meng et al. 2022);
+* the user's colours (``user``: :class:`~hueshift_core.hints.FrameColour` by frame index in the whole video):
+  a referenced frame takes the reference's colour, a hinted one the prior's colour with those hints; either
+  replaces what was carried in, so a later hinted frame of a shot takes over from there.
 
 It is a ``colour`` source for :class:`~hueshift_core.video.segments.SegmentWalker` (call it with a frame, the
 colour carried into it and its confidence); :meth:`~KeyframeColorizer.sample` and :func:`to_prop`
@@ -26,10 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+from ..hints import FrameColour, to_working
 from ..model.checkpoint import ColorModel
 from ..model.color import denormalize_ab, normalize_ab, normalize_l
 from ..model.diffusion import Callback
-from ..model.sampling import SampleOptions, make_noise, sample_ab
+from ..model.sampling import SampleOptions, colour_ab, make_noise
 from .analysis import AnalysedFrame, Sizes, StageTimer
 
 
@@ -67,8 +74,12 @@ class KeyframeColorizer:
     def __init__(self, model: ColorModel, sizes: Sizes, sample: SampleOptions = SampleOptions(), *,
                  warm_start: float = 0.5, share_noise: bool = True, first_frame: int = 0,
                  timer: StageTimer | None = None, callback: Callback | None = None,
-                 stats: KeyframeStats | None = None) -> None:
+                 stats: KeyframeStats | None = None, user: dict[int, FrameColour] | None = None) -> None:
         self.model, self.sizes, self.options = model, sizes, sample
+        self.user = dict(user or {})
+        if self.user and model.prior is None and not all(c.reference for c in self.user.values()):
+            raise InputError(f"colour hints need a model with a colour prior (hueshift-v3 or later, the default); "
+                             f"{model.path.rsplit('/', 1)[-1] or 'this model'} has none")
         self.warm_start, self.share_noise, self.first_frame = warm_start, share_noise, int(first_frame)
         self.timer = timer if timer is not None else StageTimer()
         self.stats = stats if stats is not None else KeyframeStats()
@@ -82,10 +93,11 @@ class KeyframeColorizer:
         self._noise = None
         self._gen = shot_generator(self.options.seed, self.first_frame + frame.index)
 
-    def sample(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None) -> torch.Tensor:
+    def sample(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None,
+               hints: FrameColour | None = None) -> torch.Tensor:
         """uint8 L ``[h, w]`` at the propagation resolution (K frames) -> CIELAB ab ``[K, 2, *work]`` float32
         on the CPU. ``init`` (colour carried in, ab ``[h, w, 2]`` each) warm-starts the sampler when
-        ``warm_start < 1``."""
+        ``warm_start < 1`` (models without a colour prior). ``hints``: the user's colours for these frames."""
         o, work = self.options, self.sizes.work
         l = torch.from_numpy(np.stack(l_props)).float()[:, None] / 2.55
         l_work = normalize_l(F.interpolate(l, size=work, mode="area"))
@@ -94,24 +106,32 @@ class KeyframeColorizer:
             if self._noise is None:
                 self._noise = make_noise((1, 2, *work), self._gen)
             noise = self._noise.expand(len(l_props), -1, -1, -1).contiguous()
-        warm = init is not None and self.warm_start < 1.0
+        hint_ab = hint_mask = None
+        if hints is not None:
+            hint_ab, hint_mask = (t.expand(len(l_props), -1, -1, -1) for t in to_working(hints, work))
+        warm = init is not None and self.warm_start < 1.0 and self.model.prior is None
         init_ab = None
         if warm:
             ab0 = torch.from_numpy(np.stack(init)).permute(0, 3, 1, 2)
             init_ab = normalize_ab(F.interpolate(ab0, size=work, mode="area"))
         with self.timer("diffusion"):
-            ab = sample_ab(self.model, l_work, steps=o.steps, sampler=o.sampler, generator=self._gen, eta=o.eta,
-                           guidance=o.guidance, guidance_interval=o.guidance_interval, init_ab=init_ab, strength=self.warm_start if warm else 1.0,
-                           noise=noise, callback=self.callback)
+            ab = colour_ab(self.model, l_work, o, generator=self._gen, init_ab=init_ab,
+                           strength=self.warm_start if warm else 1.0, noise=noise, callback=self.callback,
+                           hint_ab=hint_ab, hint_mask=hint_mask)
         self.stats.device = str(ab.device)
         self.last = denormalize_ab(ab.float().cpu())
         return self.last
 
     def colour(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None,
-               conf: list[np.ndarray] | None = None) -> list[np.ndarray]:
+               conf: list[np.ndarray] | None = None, hints: FrameColour | None = None) -> list[np.ndarray]:
         """:meth:`sample`, then :func:`to_prop`: ab ``[h, w, 2]`` per frame at the propagation resolution.
-        Records each keyframe's chroma and, with ``init``, its jump from the carried colour."""
-        out = to_prop(self.sample(l_props, init), self.sizes.prop)
+        Records each keyframe's chroma and, with ``init``, its jump from the carried colour. With a colour
+        prior, a later keyframe keeps the carried colour where it tracks: ``conf * carried + (1 - conf) * new``
+        (not for hinted frames: the user's colour takes over)."""
+        out = to_prop(self.sample(l_props, init, hints), self.sizes.prop)
+        if init is not None and hints is None and self.model.prior is not None and conf is not None:
+            out = [(c[..., None] * old + (1.0 - c[..., None]) * new).astype(np.float32)
+                   for new, old, c in zip(out, init, conf)]
         self.stats.chroma += [float(np.abs(a).mean()) for a in out]
         if init is not None:
             for new, old, c in zip(out, init, conf or [None] * len(out)):
@@ -122,4 +142,10 @@ class KeyframeColorizer:
     def __call__(self, frame: AnalysedFrame, init: np.ndarray | None = None,
                  conf: np.ndarray | None = None) -> np.ndarray:
         """One keyframe as a ``colour`` source of :class:`~hueshift_core.video.segments.SegmentWalker`."""
-        return self.colour([frame.l_prop], None if init is None else [init], None if conf is None else [conf])[0]
+        user = self.user.get(self.first_frame + frame.index)
+        if user is not None and user.reference:
+            ab = user.resized(*self.sizes.prop).ab
+            self.stats.chroma.append(float(np.abs(ab).mean()))
+            return ab
+        return self.colour([frame.l_prop], None if init is None else [init], None if conf is None else [conf],
+                           hints=user)[0]

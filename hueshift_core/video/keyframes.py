@@ -25,6 +25,7 @@ pipeline's propagation resolution, e.g. 128x224 for 854x480).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -131,25 +132,29 @@ class KeyframeSelector:
     ``push(l, tracked) -> Decision`` detects the cut itself; a caller that needs the cut before
     it can measure ``tracked`` (the pipeline skips flow across a cut) calls ``cuts.push(l)``
     and then ``decide(cut, tracked)``. ``tracked`` is the share of pixels of ``l`` still
-    tracking back to the last keyframe (``None`` if unknown). Shot starts are always keyframes.
+    tracking back to the last keyframe (``None`` if unknown). Shot starts are always keyframes, and so are
+    the frames in ``force`` (indices from 0 in the order frames are decided: frames the user gave colour).
     """
 
-    def __init__(self, options: KeyframeOptions = KeyframeOptions()) -> None:
+    def __init__(self, options: KeyframeOptions = KeyframeOptions(), force: Iterable[int] = ()) -> None:
         self.options = options
         self.cuts = CutDetector(options)
+        self.force = frozenset(int(i) for i in force)
         self._since_key = 0
+        self._i = 0
 
     def push(self, l: np.ndarray, tracked: float | None = None) -> Decision:
         return self.decide(self.cuts.push(l), tracked)
 
     def decide(self, cut: bool, tracked: float | None = None) -> Decision:
+        i, self._i = self._i, self._i + 1
         if cut:
             self._since_key = 0
             return Decision(cut=True, keyframe=True)
         self._since_key += 1
         o = self.options
         moved_on = tracked is not None and tracked < o.track_threshold and self._since_key >= o.min_gap
-        key = moved_on or self._since_key >= o.max_gap
+        key = moved_on or self._since_key >= o.max_gap or i in self.force
         if key:
             self._since_key = 0
         return Decision(cut=False, keyframe=key)

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..hints import FrameColour
 from ..model.checkpoint import ColorModel
 from ..model.sampling import SampleOptions
 from ..model.upscale import Upscale, upscale_merge_u8
@@ -153,12 +154,16 @@ class VideoPipeline:
     :class:`~hueshift_core.video.deflicker.Deflicker` and :func:`~hueshift_core.model.upscale.upscale_merge_u8`.
 
     ``first_frame``: the index in the whole video of the first frame given (a piece of a longer
-    video that starts at one of its cuts); it seeds each shot's random draws (:func:`shot_generator`)."""
+    video that starts at one of its cuts); it seeds each shot's random draws (:func:`shot_generator`).
+    ``user``: the user's colours, :class:`~hueshift_core.hints.FrameColour` by frame index in the whole video
+    (hints or a reference frame, :mod:`hueshift_core.hints`): those frames become keyframes and their colour
+    is carried through the shot."""
 
     def __init__(self, model: ColorModel, options: PipelineOptions = PipelineOptions(), *,
-                 first_frame: int = 0) -> None:
+                 first_frame: int = 0, user: dict[int, FrameColour] | None = None) -> None:
         self.model, self.options = model, options
         self.first_frame = int(first_frame)
+        self.user = dict(user or {})
         # where upscale and LAB -> RGB run: the model's device (on a GPU, everything after decode but the
         # flow, propagation and deflicker at the small propagation resolution); on the CPU, OpenCV's fast path.
         # Set it to a torch.device to choose (torch.device("cpu") with a CPU model is the OpenCV path).
@@ -180,11 +185,12 @@ class VideoPipeline:
         fit = max(1, o.max_segment_mb * 2**20 // (2 * h * w) - 1)  # float16 L per frame
         if fit < kf.max_gap:
             kf = dataclasses.replace(kf, max_gap=fit, min_gap=min(kf.min_gap, fit))
-        self._selector = KeyframeSelector(kf)
+        self._selector = KeyframeSelector(kf, force=[i - self.first_frame for i in self.user if i >= self.first_frame])
         self._analyser = FrameAnalyser(self.sizes, self._selector.cuts, timer=self.timer, flow=flow)
         # the colorizer records keyframe jumps and chroma straight into this run's stats
         self.colorizer = o.keyframe_colorizer(self.model, self.sizes, first_frame=self.first_frame, timer=self.timer,
-                                              stats=KeyframeStats(self.stats.keyframe_jumps, self.stats.keyframe_chroma))
+                                              stats=KeyframeStats(self.stats.keyframe_jumps, self.stats.keyframe_chroma),
+                                              user=self.user)
         on_device = self.finish_device.type != "cpu" or self.torch_finish
         self._finish_on = self.finish_device if on_device else None  # None: OpenCV on the CPU
         self._finish_where = str(torch.empty(0, device=self._finish_on).device) if on_device else "cpu"  # cuda:0
@@ -285,7 +291,11 @@ class VideoPipeline:
     def _per_frame_batch(self, frames: list[AnalysedFrame], deflicker: Deflicker
                          ) -> Iterator[_Job]:
         self.stats.keyframes += len(frames)
-        return self._finish(frames, self.colorizer.colour([f.l_prop for f in frames]), deflicker)
+        mine = [f for f in frames if self.first_frame + f.index in self.user]  # the user's colour, one at a time
+        rest = [f for f in frames if self.first_frame + f.index not in self.user]
+        ab = dict(zip((f.index for f in rest), self.colorizer.colour([f.l_prop for f in rest]) if rest else []))
+        ab.update({f.index: self.colorizer(f) for f in mine})
+        return self._finish(frames, [ab[f.index] for f in frames], deflicker)
 
     def _run_keyframes(self, frames: Iterator[AnalysedFrame]) -> Iterator[_Job]:
         deflicker = Deflicker(self.options.deflicker)

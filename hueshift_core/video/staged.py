@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..hints import FrameColour
 from ..images import frames_to_lab, merge_to_rgb
 from ..model.checkpoint import ColorModel
 from ..model.upscale import Upscale, upscale_merge_u8
@@ -76,12 +77,13 @@ def _analyse(frames: np.ndarray, sizes: Sizes, cuts, tick: Tick | None):
 
 
 def plan_keyframes(frames: np.ndarray, options: PipelineOptions = PipelineOptions(), *, multiple: int = 8,
-                   tick: Tick | None = None) -> ClipPlan:
+                   tick: Tick | None = None, force: tuple[int, ...] = ()) -> ClipPlan:
     """Shot cuts and keyframes of a clip, decided as the pipeline decides them (``options.keyframes``;
-    flow and confidence at ``options.sizes``' propagation resolution)."""
+    flow and confidence at ``options.sizes``' propagation resolution). ``force``: frames that must be keyframes
+    (those the user gave colour)."""
     _check(frames)
     sizes = options.sizes(*frames.shape[1:3], multiple)
-    selector = KeyframeSelector(options.keyframes)
+    selector = KeyframeSelector(options.keyframes, force=force)
     walker = SegmentWalker(selector.decide, None)
     for _ in walker.walk(_analyse(frames, sizes, selector.cuts, tick)):
         pass
@@ -91,21 +93,23 @@ def plan_keyframes(frames: np.ndarray, options: PipelineOptions = PipelineOption
 @torch.no_grad()
 def colour_keyframes(model: ColorModel, frames: np.ndarray, plan: ClipPlan,
                      options: PipelineOptions = PipelineOptions(), *, callback=None,
-                     stats: KeyframeStats | None = None) -> torch.Tensor:
-    """Sample the colour of the plan's keyframes, in order, as the pipeline does (per-shot seeds, shared
-    noise, later keyframes warm-started from the colour carried into them) -> ab ``[K, 2, *work]``
-    for the K keyframes, at the working resolution of ``options.sample.short_side`` (the plan's
-    propagation resolution is kept). ``callback(i, steps)`` is told of every sampling step; ``stats``, if
-    given, receives the keyframes' jumps and chroma as the pipeline records them."""
+                     stats: KeyframeStats | None = None, user: dict[int, FrameColour] | None = None) -> torch.Tensor:
+    """Colour the plan's keyframes, in order, as the pipeline does (per-shot seeds, shared noise, later
+    keyframes starting from the colour carried into them, the user's colours) -> ab ``[K, 2, *prop]`` for
+    the K keyframes, at the plan's propagation resolution: each keyframe's colour exactly as the pipeline
+    carries it (sampled at the working resolution of ``options.sample.short_side``, brought to the
+    propagation resolution, kept where the carried colour tracks). ``callback(i, steps)`` is told of every
+    sampling step; ``stats``, if given, receives the keyframes' jumps and chroma as the pipeline records
+    them; ``user``: the user's colours by frame index (:mod:`hueshift_core.hints`)."""
     plan.check(frames, "colour keyframes")
     work = options.sizes(*plan.sizes.full, model.info.config.multiple).work
     sizes = Sizes(plan.sizes.full, work, plan.sizes.prop)
-    colorizer = options.keyframe_colorizer(model, sizes, callback=callback, stats=stats)
+    colorizer = options.keyframe_colorizer(model, sizes, callback=callback, stats=stats, user=user)
     sampled: list[torch.Tensor] = []
 
     def colour(f, init, conf):
         ab = colorizer(f, init, conf)
-        sampled.append(colorizer.last[0])
+        sampled.append(torch.from_numpy(np.ascontiguousarray(ab)).permute(2, 0, 1))
         return ab
 
     walker = SegmentWalker(PlanDecisions(plan.keyframes, plan.shot_starts).decide, colour,

@@ -1,0 +1,125 @@
+"""Colour quality on held-out scene photos: several models and colour settings side by side, with the two
+error kinds of issue 19 (wrong hue, lost colour) beside CIEDE2000 and colourfulness.
+
+    python benchmarks/eval_colour.py --held-out docs/model/held_out_v2.json --n 280 \
+        --variants v2 default default:variety=0.3 default:temperature=0.3,chroma=1.1 \
+        [--prior runs/prior/best.safetensors] --name scenes-v3 --out docs/model
+
+Variants are ``MODEL[:key=value,...]``: MODEL is ``default`` (the shipped model), ``v1``, ``v2``, ``v3``
+(the files in ``hueshift_core/weights``), ``prior`` (hueshift-v2's UNet with the colour prior of
+``--prior``: a training export, to try a checkpoint before shipping it) or a path; keys are
+:class:`~hueshift_core.model.sampling.SampleOptions` fields (variety, temperature, chroma, steps, sampler,
+guidance). Each photo (long side at most ``--max-side``) is turned grey, colorized at its own size and
+compared with the original. Writes ``NAME.json`` and ``NAME.jpg`` (rows: grey | each variant | truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from common import machine  # benchmarks/common.py
+from eval_photos import colorize_all, load, strip
+
+from hueshift_core import threads
+from hueshift_core.evaluation import colourfulness, grey_like, hue_errors, mean_ciede2000
+from hueshift_core.model.checkpoint import get_model, load_model, load_prior
+from hueshift_core.model.sampling import SampleOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "scenes"
+DEFAULT_SOURCES = [SHARED / "scenes-video.zip", SHARED / "scenes-photos.zip", SHARED / "imagenette.zip"]
+FLOATS = {"variety", "temperature", "chroma", "guidance", "eta"}
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, rest = text.partition(":")
+    kw: dict = {}
+    for item in filter(None, rest.split(",")):
+        k, v = item.split("=")
+        kw[k] = float(v) if k in FLOATS else (int(v) if k in ("steps", "seed") else v)
+    return name, kw
+
+
+def model_for(name: str, prior_path: str | None):
+    weights = ROOT / "hueshift_core" / "weights"
+    if name == "default":
+        return get_model(None)
+    if name in ("v1", "v2", "v3"):
+        return get_model(weights / f"hueshift-{name}.safetensors")
+    if name == "prior":
+        if not prior_path:
+            raise SystemExit("variant 'prior' needs --prior PATH")
+        m = load_model(weights / "hueshift-v2.safetensors")
+        m.prior, m.prior_temperature = load_prior(prior_path)
+        m.path = f"v2+{Path(prior_path).parent.name}/{Path(prior_path).name}"
+        return m
+    return get_model(name)
+
+
+def score(outs: list[np.ndarray], imgs: list[np.ndarray], de_grey: list[float], c_truth: list[float]) -> dict:
+    de = [mean_ciede2000(o, t) for o, t in zip(outs, imgs)]
+    c_out = [colourfulness(o) for o in outs]
+    errs = np.array([hue_errors(o, t) for o, t in zip(outs, imgs)])
+    return {"ciede2000": float(np.mean(de)), "ciede2000_ratio_to_grey": float(np.mean(de) / np.mean(de_grey)),
+            "colourfulness_ratio": float(np.mean(c_out) / np.mean(c_truth)),
+            "wrong_hue": float(errs[:, 0].mean()), "lost_colour": float(errs[:, 1].mean()),
+            "share_closer_than_grey": float(np.mean(np.array(de) < np.array(de_grey)))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sources", nargs="*", default=[str(p) for p in DEFAULT_SOURCES])
+    ap.add_argument("--held-out", default=str(ROOT / "docs" / "model" / "held_out_v2.json"),
+                    help="a training run's held_out.json: only those clips/photos ('' = all)")
+    ap.add_argument("--n", type=int, default=280)
+    ap.add_argument("--max-side", type=int, default=256)
+    ap.add_argument("--crop", default=None, help="WxH: centre-crop every photo to this size")
+    ap.add_argument("--variants", nargs="+", default=["v2", "default"])
+    ap.add_argument("--prior", default=None, help="colour-prior export for the 'prior' variant")
+    ap.add_argument("--strip", type=int, default=10, help="photos in the strip image")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--name", default="scenes-heldout")
+    ap.add_argument("--out", default="docs/model")
+    args = ap.parse_args()
+    if args.threads:
+        threads.configure(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    held = set(json.loads(Path(args.held_out).read_text())) if args.held_out else None
+    crop = tuple(int(v) for v in args.crop.lower().split("x")) if args.crop else None
+    names, imgs = load(args.sources, held, args.n, args.max_side, crop)
+    print(f"{len(imgs)} photos from {[Path(s).name for s in args.sources]}", flush=True)
+    de_grey = [mean_ciede2000(grey_like(t), t) for t in imgs]
+    c_truth = [colourfulness(t) for t in imgs]
+    grey_err = np.array([hue_errors(grey_like(t), t) for t in imgs])
+    res = {"command": "python benchmarks/eval_colour.py " + " ".join(
+               f"{k}={v}" for k, v in vars(args).items() if v not in (None, [])),
+           "sources": [Path(s).name for s in args.sources], "held_out": args.held_out, "photos": len(imgs),
+           "machine": machine("cpu"), "ciede2000_grey": float(np.mean(de_grey)),
+           "grey_lost_colour": float(grey_err[:, 1].mean()), "colourfulness_truth": float(np.mean(c_truth)),
+           "runs": []}
+    pick = np.linspace(0, len(imgs) - 1, min(args.strip, len(imgs))).round().astype(int)
+    rows = [strip([grey_like(imgs[i]) for i in pick])]
+    for text in args.variants:
+        name, kw = parse_variant(text)
+        model = model_for(name, args.prior)
+        t = time.perf_counter()
+        outs = colorize_all(model, imgs, SampleOptions(batch_size=16, **kw))
+        run = {"variant": text, "model": Path(model.path).name, **kw, "seconds": round(time.perf_counter() - t, 1),
+               **score(outs, imgs, de_grey, c_truth)}
+        res["runs"].append(run)
+        print(json.dumps(run), flush=True)
+        rows.append(strip([outs[i] for i in pick]))
+    rows.append(strip([imgs[i] for i in pick]))
+    (out / f"{args.name}.json").write_text(json.dumps(res, indent=2))
+    cv2.imwrite(str(out / f"{args.name}.jpg"), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 88])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The colour prior: a small convolutional network that predicts, for each 4x4 patch of the working
+frame, a distribution over quantised ab colours, and decodes it to ab by the annealed mean
+(Zhang, Isola & Efros 2016, "Colorful Image Colorization").
+
+Why it exists: a direct per-patch colour loss teaches scene colours (blue sky, green fields, warm
+skin) on a CPU in minutes, where the diffusion loss spends most of its signal denoising at noise
+levels where L barely matters. The diffusion sampler is anchored on the prior's ab
+(:mod:`hueshift_core.model.sampling`).
+
+Shapes and ranges:
+
+* input ``l_norm`` ``[B, 1, H, W]``: normalised L in [-1, 1] (:func:`~.color.normalize_l`), any size of
+  at least 16x16 (padded inside to multiples of 16; the working sizes are 64x112, 64x88, 64x64 ...);
+* optional hints ``hint_ab`` ``[B, 2, H, W]`` (normalised ab, about [-1, 1]) and ``hint_mask``
+  ``[B, 1, H, W]`` (1 where a hint is given, else 0); zeros mean "no hints" (Zhang et al. 2017,
+  "Real-Time User-Guided Image Colorization with Learned Deep Priors");
+* output logits ``[B, Q, ceil(H/4), ceil(W/4)]`` over the ``Q`` in-gamut bins of a 10-unit grid in
+  a, b in [-110, 110]; :meth:`ColourPrior.decode` gives normalised ab ``[B, 2, H, W]``.
+
+Image-level context: the coarsest features are pooled over the whole frame and fed back as a
+per-channel bias at every decoder level, so a patch knows whether it sits in a landscape or a room.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CheckpointError, InputError
+from .color import AB_SCALE
+
+BIN_SIZE = 10.0
+AB_RANGE = 110.0
+
+
+@lru_cache(maxsize=None)
+def gamut_bins(bin_size: float = BIN_SIZE) -> np.ndarray:
+    """Centres ``[Q, 2]`` (CIELAB a, b) of the grid bins that some sRGB colour falls into."""
+    import cv2
+
+    n = int(round(2 * AB_RANGE / bin_size))
+    v = np.linspace(0, 1, 33, dtype=np.float32)
+    rgb = np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(-1, 1, 3)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    idx = np.clip(np.floor((lab[:, 1:] + AB_RANGE) / bin_size).astype(int), 0, n - 1)
+    used = np.zeros((n, n), bool)
+    used[idx[:, 0], idx[:, 1]] = True
+    ia, ib = np.nonzero(used)
+    return np.stack([ia, ib], 1).astype(np.float32) * bin_size - AB_RANGE + bin_size / 2
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Shape of the prior network. Frozen, JSON-serialisable, stored in every checkpoint."""
+
+    widths: tuple[int, ...] = (24, 48, 96, 192)  # channels at 1/2, 1/4, 1/8, 1/16 of the input
+    blocks: tuple[int, ...] = (0, 1, 2, 2)  # residual blocks at each of those levels
+    decoder_blocks: int = 1  # residual blocks after each upsampling step
+    hint_channels: bool = True  # takes hint ab + mask inputs
+    bin_size: float = BIN_SIZE
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != 4 or len(self.blocks) != 4:
+            raise InputError("PriorConfig needs four widths and four block counts (1/2 .. 1/16)")
+        if any(w < 8 or w > 1024 for w in self.widths) or any(b < 0 or b > 8 for b in self.blocks):
+            raise InputError(f"PriorConfig out of range: widths {self.widths}, blocks {self.blocks}")
+        if not 2.0 <= self.bin_size <= 40.0:
+            raise InputError(f"bin_size must be in [2, 40], got {self.bin_size}")
+
+    @property
+    def in_channels(self) -> int:
+        return 4 if self.hint_channels else 1
+
+    @property
+    def num_bins(self) -> int:
+        return len(gamut_bins(self.bin_size))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PriorConfig":
+        try:
+            raw = json.loads(text)
+            fields = {f.name for f in dataclasses.fields(cls)}
+            unknown = set(raw) - fields
+            if unknown:
+                raise CheckpointError(f"unknown prior config fields {sorted(unknown)}")
+            for k in ("widths", "blocks"):
+                if k in raw:
+                    raw[k] = tuple(raw[k])
+            return cls(**raw)
+        except (ValueError, TypeError) as err:
+            raise CheckpointError(f"invalid prior config: {err}") from None
+
+
+def _conv_bn(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout))
+
+
+class _Block(nn.Module):
+    """conv-BN-ReLU-conv-BN plus the input, ReLU."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.a, self.b = _conv_bn(ch, ch), _conv_bn(ch, ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.b(F.relu(self.a(x))))
+
+
+class ColourPrior(nn.Module):
+    """L (and optional hints) -> per-patch colour distribution. See the module docstring."""
+
+    def __init__(self, config: PriorConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or PriorConfig()
+        w = c.widths
+        cin = c.in_channels
+        self.levels = nn.ModuleList()
+        for i, (ch, nb) in enumerate(zip(w, c.blocks)):
+            self.levels.append(nn.Sequential(_conv_bn(cin, ch, stride=2), nn.ReLU(inplace=True),
+                                             *[_Block(ch) for _ in range(nb)]))
+            cin = ch
+        # global context: pooled coarsest features -> a bias for each decoder level
+        self.context = nn.Sequential(nn.Linear(w[3], w[3]), nn.ReLU(inplace=True))
+        self.ctx8 = nn.Linear(w[3], w[2])
+        self.ctx4 = nn.Linear(w[3], w[1])
+        self.up8 = _conv_bn(w[3], w[2], k=1)
+        self.dec8 = nn.Sequential(*[_Block(w[2]) for _ in range(c.decoder_blocks)])
+        self.up4 = _conv_bn(w[2], w[1], k=1)
+        self.dec4 = nn.Sequential(*[_Block(w[1]) for _ in range(c.decoder_blocks)])
+        self.head = nn.Conv2d(w[1], c.num_bins, 1)
+        self.register_buffer("bins", torch.from_numpy(gamut_bins(c.bin_size)) / AB_SCALE, persistent=False)
+
+    def forward(self, l_norm: torch.Tensor, hint_ab: torch.Tensor | None = None,
+                hint_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, Q, H/4, W/4]``."""
+        if l_norm.dim() != 4 or l_norm.shape[1] != 1:
+            raise InputError(f"the colour prior needs L as [B, 1, H, W], got {tuple(l_norm.shape)}")
+        h, w = l_norm.shape[-2:]
+        if h < 16 or w < 16:
+            raise InputError(f"the colour prior needs sides of at least 16 pixels, got {h}x{w}")
+        x = l_norm
+        if self.config.hint_channels:
+            if hint_ab is None:
+                hint_ab = l_norm.new_zeros(l_norm.shape[0], 2, h, w)
+                hint_mask = l_norm.new_zeros(l_norm.shape[0], 1, h, w)
+            x = torch.cat([l_norm, hint_ab * hint_mask, hint_mask], 1)
+        ph, pw = -h % 16, -w % 16
+        if ph or pw:  # the four stride-2 levels need multiples of 16: pad by replication, crop the logits
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        feats = []
+        for level in self.levels:
+            x = level(x)
+            feats.append(x)
+        ctx = self.context(x.mean((2, 3)))
+        y = F.interpolate(self.up8(x), scale_factor=2, mode="nearest") + feats[2] + self.ctx8(ctx)[:, :, None, None]
+        y = self.dec8(F.relu(y))
+        y = F.interpolate(self.up4(y), scale_factor=2, mode="nearest") + feats[1] + self.ctx4(ctx)[:, :, None, None]
+        y = self.dec4(F.relu(y))
+        return self.head(y)[:, :, :(h + 3) // 4, :(w + 3) // 4]
+
+    def decode(self, logits: torch.Tensor, temperature: float = 0.38, size: tuple[int, int] | None = None
+               ) -> torch.Tensor:
+        """Annealed mean of logits ``[B, Q, h, w]`` -> normalised ab ``[B, 2, h, w]`` (or at ``size``,
+        bilinear). ``temperature`` 1 is the mean, towards 0 the mode (more saturated)."""
+        if not 0.01 <= temperature <= 2.0:
+            raise InputError(f"prior temperature must be in [0.01, 2], got {temperature}")
+        p = torch.softmax(logits.float() / temperature, dim=1)
+        ab = torch.einsum("bqhw,qc->bchw", p, self.bins.float())
+        if size is not None and tuple(ab.shape[-2:]) != tuple(size):
+            ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+        return ab
+
+    @torch.no_grad()
+    def predict(self, l_norm: torch.Tensor, hint_ab: torch.Tensor | None = None,
+                hint_mask: torch.Tensor | None = None, temperature: float = 0.38) -> torch.Tensor:
+        """Normalised L ``[B, 1, H, W]`` -> normalised ab ``[B, 2, H, W]`` (one pass, no sampling)."""
+        logits = self(l_norm, hint_ab, hint_mask)
+        return self.decode(logits, temperature, size=tuple(l_norm.shape[-2:])).to(l_norm.dtype)
+
+
+def soft_targets(ab_norm: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0, k: int = 5) -> torch.Tensor:
+    """Soft-encoded target ``[B, Q, h, w]`` of normalised ab ``[B, 2, h, w]``: a Gaussian (``sigma`` in
+    CIELAB units) over the ``k`` nearest bins, summing to 1 (Zhang et al. 2016's soft encoding)."""
+    b, _, h, w = ab_norm.shape
+    x = ab_norm.permute(0, 2, 3, 1).reshape(-1, 2) * AB_SCALE
+    d2 = torch.cdist(x, bins * AB_SCALE).square()
+    val, idx = d2.topk(k, dim=1, largest=False)
+    wts = torch.softmax(-val / (2 * sigma * sigma), dim=1)
+    out = torch.zeros(x.shape[0], bins.shape[0], dtype=x.dtype, device=x.device)
+    out.scatter_(1, idx, wts)
+    return out.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+
+
+def rebalance_weights(counts: torch.Tensor, bins: torch.Tensor, lam: float = 0.5, sigma: float = 5.0
+                      ) -> torch.Tensor:
+    """Per-bin loss weights ``[Q]`` against the common greys: ``w ∝ ((1 - lam) p̃ + lam / Q)^-1`` with
+    ``p̃`` the bin frequencies smoothed by a Gaussian of ``sigma`` CIELAB units, scaled so ``E_p[w] = 1``."""
+    p = counts.double() / counts.sum().clamp_min(1)
+    c = bins.double() * AB_SCALE
+    k = torch.exp(-torch.cdist(c, c).square() / (2 * sigma * sigma))
+    ps = k @ p
+    ps = ps / ps.sum()
+    wts = 1.0 / ((1 - lam) * ps + lam / len(p))
+    wts = wts / (p * wts).sum()
+    return wts.float()
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,221 @@
+"""The colour prior: the network, its bins and loss pieces, the checkpoint it ships in, the sampling anchored
+on it, and its resumable training."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hueshift_core.errors import CheckpointError, InputError
+from hueshift_core.model.checkpoint import ModelInfo, load_model, load_prior, load_state, save_checkpoint
+from hueshift_core.model.color import AB_SCALE
+from hueshift_core.model.diffusion import Prediction, Schedule
+from hueshift_core.model.prior import ColourPrior, PriorConfig, gamut_bins, rebalance_weights, soft_targets
+from hueshift_core.model.sampling import SampleOptions, colour_ab, prior_ab
+from hueshift_core.model.unet import ColorUNet
+
+from conftest import TINY
+
+TINY_PRIOR = PriorConfig(widths=(8, 16, 16, 32), blocks=(0, 1, 1, 1))
+
+
+def _tiny_prior(seed: int = 0) -> ColourPrior:
+    torch.manual_seed(seed)
+    net = ColourPrior(TINY_PRIOR)
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.5)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def prior_model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    net = ColorUNet(TINY)
+    with torch.no_grad():
+        net.out.weight.normal_(0, 0.02)
+    path = tmp_path_factory.mktemp("prior") / "tiny-v3.safetensors"
+    save_checkpoint(path, net.state_dict(), ModelInfo(TINY, Schedule.COSINE, 1000, Prediction.V, {"test": True}),
+                    prior=_tiny_prior(), prior_temperature=0.5, prior_provenance={"crops_seen": 7})
+    return path
+
+
+def test_gamut_bins_cover_srgb_and_only_it():
+    bins = gamut_bins()
+    assert 200 < len(bins) < 484  # the in-gamut part of the 22x22 grid
+    assert np.abs(bins).max() <= 110
+    assert (np.abs(bins).sum(1) == 10).any()  # the bins around grey are there (centres at +-5)
+
+
+def test_network_shapes_any_working_size_and_hints():
+    net = _tiny_prior()
+    for h, w in ((64, 112), (64, 88), (64, 64), (40, 72)):
+        l = torch.rand(2, 1, h, w) * 2 - 1
+        logits = net(l)
+        assert logits.shape == (2, TINY_PRIOR.num_bins, math.ceil(h / 4), math.ceil(w / 4))
+        ab = net.predict(l)
+        assert ab.shape == (2, 2, h, w) and ab.abs().max() <= 1.0
+    l = torch.rand(1, 1, 64, 64) * 2 - 1
+    hint, mask = torch.zeros(1, 2, 64, 64), torch.zeros(1, 1, 64, 64)
+    torch.testing.assert_close(net.predict(l, hint, mask), net.predict(l))  # zero hints = no hints
+    hint[:, 0], mask[:, :, 20:30, 20:30] = 0.5, 1.0
+    assert not torch.allclose(net.predict(l, hint, mask), net.predict(l))  # hints reach the output
+    with pytest.raises(InputError, match=r"\[B, 1, H, W\]"):
+        net(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(InputError, match="temperature"):
+        net.decode(net(l), temperature=5.0)
+
+
+def test_lower_temperature_gives_bolder_colour():
+    """A patch that is most likely a strong colour but might be grey: the annealed mean moves from the
+    mean (desaturated) towards the mode as the temperature falls."""
+    net = _tiny_prior()
+    c = net.bins * AB_SCALE
+    colour = ((c - torch.tensor([40.0, -30.0])) ** 2).sum(1)
+    grey = (c ** 2).sum(1)
+    logits = torch.logsumexp(torch.stack([-colour / 800, -grey / 800 - 0.5]), 0)[None, :, None, None]
+    chroma = [float(net.decode(logits, t).norm(dim=1).mean()) for t in (1.0, 0.38, 0.1)]
+    assert chroma[0] < chroma[1] < chroma[2]
+
+
+def test_soft_targets_and_rebalancing():
+    bins = torch.from_numpy(gamut_bins()) / AB_SCALE
+    ab = torch.tensor([[40.0, -30.0], [0.0, 0.0]]).T.reshape(1, 2, 1, 2) / AB_SCALE
+    t = soft_targets(ab, bins)
+    torch.testing.assert_close(t.sum(1), torch.ones(1, 1, 2))
+    centre = (t[0, :, 0, 0, None] * bins).sum(0) * AB_SCALE  # the soft target's mean is near the colour
+    assert torch.allclose(centre, torch.tensor([40.0, -30.0]), atol=3.0)
+    counts = torch.zeros(len(bins))
+    counts[t[0, :, 0, 1].argmax()] = 1000  # greys common
+    counts[t[0, :, 0, 0].argmax()] = 10  # a colour rare
+    w = rebalance_weights(counts, bins)
+    p = counts / counts.sum()
+    assert abs(float((p * w).sum()) - 1.0) < 1e-4
+    assert w[t[0, :, 0, 0].argmax()] > 3 * w[t[0, :, 0, 1].argmax()]  # the rare colour weighs more
+
+
+def test_prior_ships_in_the_model_file_and_loads(prior_model_path, tiny_model_path):
+    model = load_model(prior_model_path)
+    assert model.prior is not None and model.prior_temperature == 0.5
+    assert model.prior.config == TINY_PRIOR
+    prior, t = load_prior(prior_model_path)
+    assert t == 0.5
+    assert load_model(tiny_model_path).prior is None  # v1/v2-style files load as before
+    with pytest.raises(CheckpointError, match="no colour prior"):
+        load_prior(tiny_model_path)
+
+
+def test_a_corrupt_prior_is_refused(prior_model_path, tmp_path):
+    from safetensors.torch import save_file
+
+    tensors, meta = load_state(prior_model_path)
+    bad = dict(tensors)
+    bad["prior.head.weight"] = bad["prior.head.weight"][:3]
+    save_file(bad, str(tmp_path / "a.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="colour-prior tensor 'head.weight' has shape"):
+        load_model(tmp_path / "a.safetensors")
+    bad = dict(tensors)
+    bad["prior.head.bias"] = torch.full_like(bad["prior.head.bias"], float("nan"))
+    save_file(bad, str(tmp_path / "b.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_model(tmp_path / "b.safetensors")
+    save_file(tensors, str(tmp_path / "c.safetensors"), metadata={**meta, "hueshift.prior_config": '{"widths": 3}'})
+    with pytest.raises(CheckpointError, match="colour-prior metadata"):
+        load_model(tmp_path / "c.safetensors")
+    save_file(tensors, str(tmp_path / "d.safetensors"), metadata={k: v for k, v in meta.items() if "prior" not in k})
+    with pytest.raises(CheckpointError, match="no 'hueshift.prior_config'"):
+        load_model(tmp_path / "d.safetensors")
+
+
+def test_colour_ab_is_the_prior_at_variety_0_and_samples_around_it_above(prior_model_path, tiny_model_path):
+    model = load_model(prior_model_path)
+    l = torch.rand(2, 1, 64, 64) * 2 - 1
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = colour_ab(model, l, SampleOptions(), generator=g())
+    torch.testing.assert_close(a, prior_ab(model, l, SampleOptions()))
+    torch.testing.assert_close(a, colour_ab(model, l, SampleOptions(seed=9), generator=torch.Generator().manual_seed(9)))
+    bold = colour_ab(model, l, SampleOptions(chroma=1.5), generator=g())
+    assert float(bold.abs().mean()) > float(a.abs().mean())
+    other = colour_ab(model, l, SampleOptions(temperature=1.5), generator=g())  # the option reaches the prior
+    torch.testing.assert_close(other, prior_ab(model, l, SampleOptions(temperature=1.5)))
+    assert not torch.allclose(other, a)
+    varied = colour_ab(model, l, SampleOptions(variety=0.4, steps=4), generator=g())
+    assert varied.shape == a.shape and not torch.allclose(varied, a)
+    # without a prior (v1, v2): diffusion from noise, as before
+    plain = load_model(tiny_model_path)
+    assert colour_ab(plain, l, SampleOptions(steps=2), generator=g()).shape == a.shape
+    with pytest.raises(InputError, match="no colour prior"):
+        prior_ab(plain, l)
+
+
+@pytest.mark.parametrize("field,value", [("variety", 1.5), ("variety", -0.1), ("chroma", 4.0), ("temperature", 0.0),
+                                         ("temperature", 3.0), ("variety", True)])
+def test_sample_options_refuse_out_of_range_colour_settings(field, value):
+    with pytest.raises(InputError, match=field):
+        SampleOptions(**{field: value})
+
+
+def test_training_runs_checkpoints_and_resumes_exactly(tmp_path):
+    """A few steps, a checkpoint, a resume: the resumed run continues where the first one stopped, with the
+    cumulative crops and the best export kept."""
+    from hueshift_core.training.data import ImageSet
+    from hueshift_core.training.prior import PriorTrainer, random_hints
+    from hueshift_core.training.scenes import SceneMix, Source
+
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 255, (80, 140, 3), dtype=np.uint8) for _ in range(8)]
+    for i, im in enumerate(imgs):  # a colour that depends on brightness, to be learnt
+        im[..., 2] = im[..., 0] // 2
+    mix = SceneMix([Source("s", imgs, [f"a_{i}" for i in range(8)], 1.0)], buckets=((64, 112, 1.0),))
+    val = ImageSet(torch.from_numpy(np.stack([im[:64, :112] for im in imgs[:4]])), ["v"] * 4)
+
+    def trainer(out):
+        torch.manual_seed(0)
+        return PriorTrainer(ColourPrior(TINY_PRIOR), mix, val, out, batch=4, warmup=2, val_images=4)
+
+    a = trainer(tmp_path / "a")
+    (tmp_path / "a").mkdir()
+    a.estimate_weights(batches=3)
+    for _ in range(3):
+        a.train_step()
+    a.save_state(tmp_path / "a" / "last.safetensors")
+    for _ in range(2):
+        a.train_step()
+    b = trainer(tmp_path / "a")
+    b.load_state(tmp_path / "a" / "last.safetensors")
+    assert (b.step, b.crops_seen) == (3, 12)
+    for _ in range(2):
+        b.train_step()
+    for (k, pa), pb in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        torch.testing.assert_close(pa, pb, msg=k)
+    m = b.validate()
+    assert set(m) >= {"ciede2000", "ciede2000_grey", "colourfulness_ratio", "wrong_hue", "lost_colour"}
+    b.export(tmp_path / "best.safetensors")
+    prior, t = load_prior(tmp_path / "best.safetensors")
+    assert t == b.temperature
+    meta = load_state(tmp_path / "best.safetensors")[1]
+    assert json.loads(meta["hueshift.prior_provenance"])["crops_seen"] == 20
+    # hints: drawn from the truth, mask and colour agree
+    ab = torch.rand(4, 2, 64, 64) * 2 - 1
+    hint, mask = random_hints(ab, torch.Generator().manual_seed(1), share=1.0)
+    assert mask.sum() > 0 and ((hint != 0).any(1, keepdim=True) <= (mask > 0)).all()
+    assert F.avg_pool2d(mask, 64).min() > 0  # every sample got some
+
+
+def test_resume_refuses_another_config(tmp_path):
+    from hueshift_core.training.data import ImageSet
+    from hueshift_core.training.prior import PriorTrainer
+    from hueshift_core.training.scenes import SceneMix, Source
+
+    imgs = [np.full((80, 140, 3), 100, np.uint8)]
+    mix = SceneMix([Source("s", imgs, ["a_0"], 1.0)], buckets=((64, 112, 1.0),))
+    val = ImageSet(torch.from_numpy(np.stack([imgs[0][:64, :112]])), ["v"])
+    a = PriorTrainer(ColourPrior(TINY_PRIOR), mix, val, tmp_path, batch=2)
+    a.save_state(tmp_path / "last.safetensors")
+    b = PriorTrainer(ColourPrior(PriorConfig(widths=(8, 16, 16, 16), blocks=(0, 1, 1, 1))), mix, val, tmp_path, batch=2)
+    with pytest.raises(CheckpointError, match="another prior config"):
+        b.load_state(tmp_path / "last.safetensors")
