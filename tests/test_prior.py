@@ -192,6 +192,13 @@ def test_training_runs_checkpoints_and_resumes_exactly(tmp_path):
         b.train_step()
     for (k, pa), pb in zip(a.net.state_dict().items(), b.net.state_dict().values()):
         torch.testing.assert_close(pa, pb, msg=k)
+    # the compact state committed between sessions: weights and EMA, no Adam moments; the LR re-warms
+    b.save_state(tmp_path / "compact.safetensors", optimizer=False)
+    c = trainer(tmp_path / "a")
+    c.load_state(tmp_path / "compact.safetensors")
+    assert c.step == 5 and c.warm_from == 5 and c._lr() < c.lr
+    for (k, pb), pc in zip(b.ema.state_dict().items(), c.ema.state_dict().values()):
+        torch.testing.assert_close(pb, pc, msg=k)
     m = b.validate()
     assert set(m) >= {"ciede2000", "ciede2000_grey", "colourfulness_ratio", "wrong_hue", "lost_colour"}
     b.export(tmp_path / "best.safetensors")

@@ -82,9 +82,10 @@ def nodes():
     return node_classes()
 
 
-def test_the_three_workflows_are_bundled_once():
+def test_the_four_workflows_are_bundled_once():
     names = {p.stem for p in WORKFLOWS}
-    assert names == {"hueshift_full_pipeline", "hueshift_long_video", "hueshift_one_image"}
+    assert names == {"hueshift_full_pipeline", "hueshift_hint_guided_video", "hueshift_long_video",
+                     "hueshift_one_image"}
     # ComfyUI 0.3.64 lists every one of example_workflows/, example/, examples/, workflow/, workflows/: keep one
     assert not [d for d in ("example_workflows", "example", "examples", "workflow") if (ROOT / d).exists()]
     for wf in WORKFLOWS:  # the template browser's thumbnail

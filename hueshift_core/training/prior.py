@@ -91,6 +91,7 @@ class PriorTrainer:
         self.provenance = dict(provenance or {})
         self.step, self.crops_seen, self.seconds = 0, 0, 0.0
         self.best_de: float | None = None
+        self.warm_from = 0  # the step the learning-rate warm-up counts from
         self.weights = torch.ones(net.config.num_bins)
         self.log: list[dict] = []
 
@@ -105,7 +106,7 @@ class PriorTrainer:
         self.weights = rebalance_weights(counts, self.net.bins.cpu())
 
     def _lr(self) -> float:
-        return self.lr * min(1.0, (self.step + 1) / max(1, self.warmup))
+        return self.lr * min(1.0, (self.step - self.warm_from + 1) / max(1, self.warmup))
 
     def loss(self, net: ColourPrior, l: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask: torch.Tensor
              ) -> torch.Tensor:
@@ -181,10 +182,12 @@ class PriorTrainer:
                 "prior_config": self.net.config.to_json(), "optim.param_groups": json.dumps(self.opt.state_dict()["param_groups"]),
                 "provenance": json.dumps(self.provenance)}
 
-    def save_state(self, path: Path) -> None:
+    def save_state(self, path: Path, optimizer: bool = True) -> None:
+        """Everything to resume. ``optimizer=False`` leaves out Adam's moments (half the file): the compact
+        state committed between sessions; a resume from it re-warms the learning rate."""
         tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
         tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
-        for pid, st in self.opt.state_dict()["state"].items():
+        for pid, st in (self.opt.state_dict()["state"].items() if optimizer else ()):
             for k, v in st.items():
                 tensors[f"optim.{pid}.{k}"] = torch.as_tensor(v)
         tensors["weights"] = self.weights
@@ -207,13 +210,16 @@ class PriorTrainer:
             if k.startswith("optim."):
                 _, pid, name = k.split(".", 2)
                 state["state"].setdefault(int(pid), {})[name] = v.to(self.device) if name != "step" else v
+        for g in state["param_groups"]:
+            g["lr"] = self.lr  # this session's --lr
         self.opt.load_state_dict(state)
         self.weights = tensors["weights"].float()
         self.step, self.crops_seen = int(meta["step"]), int(meta["crops_seen"])
+        self.warm_from = self.step if not state["state"] else 0  # no Adam moments: warm up again from here
         self.seconds = float(meta["seconds"])
         self.best_de = json.loads(meta.get("best_de", "null"))
         prev = json.loads(meta.get("provenance", "{}"))
-        self.provenance = {**prev, **self.provenance, "sessions": prev.get("sessions", 1) + 1}
+        self.provenance = {**prev, **self.provenance, "resumes": prev.get("resumes", 0) + 1}
 
     def export(self, path: Path, extra: dict | None = None, dtype: torch.dtype | None = None) -> None:
         """The EMA weights in the shipped form (see :func:`hueshift_core.model.checkpoint.save_prior`)."""
@@ -249,10 +255,16 @@ class PriorTrainer:
                     f.write(json.dumps(rec) + "\n")
                 print(json.dumps(rec), file=sys.stderr, flush=True)
             if time.monotonic() - last_ckpt > ckpt_minutes * 60:
-                self.save_state(self.out_dir / "last.safetensors")
+                self.checkpoint()
                 last_ckpt = time.monotonic()
-        self.save_state(self.out_dir / "last.safetensors")
+        self.checkpoint()
         self.export(self.out_dir / "ema.safetensors")
+
+    def checkpoint(self) -> None:
+        """``last.safetensors`` (everything) and ``last-compact.safetensors`` (no Adam moments: what is committed
+        to the repository between sessions, ``training/colour-prior/``)."""
+        self.save_state(self.out_dir / "last.safetensors")
+        self.save_state(self.out_dir / "last-compact.safetensors", optimizer=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=float, nargs="+", required=True, help="one mixing weight per source")
     p.add_argument("-o", "--out", required=True)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.add_argument("--resume-from", default=None, metavar="STATE",
+                   help="start a new OUT from this training state (e.g. training/colour-prior/last.safetensors, "
+                        "committed by the last session)")
     p.add_argument("--minutes", type=float, default=60.0, help="training time of this session")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -285,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--resume given but {last} does not exist")
         if not args.resume and last.exists():
             raise InputError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        if args.resume_from and (args.resume or not Path(args.resume_from).is_file()):
+            raise InputError(f"--resume-from {args.resume_from}: give an existing state, and not with --resume")
         out.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         mix, val, held = load_scene_mix(args.data, args.weights, buckets=DEFAULT_BUCKETS, seed=args.seed)
@@ -298,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                                seed=args.seed, device=args.device, provenance=prov)
         print(f"data: {len(mix)} training images, {len(val)} validation crops ({time.perf_counter() - t:.0f}s); "
               f"{count_parameters(net) / 1e6:.2f}M parameters", file=sys.stderr, flush=True)
-        if args.resume:
-            trainer.load_state(last)
+        if args.resume or args.resume_from:
+            trainer.load_state(last if args.resume else Path(args.resume_from))
             print(f"resumed at step {trainer.step} ({trainer.crops_seen} crops, {trainer.seconds / 3600:.2f} h)",
                   file=sys.stderr, flush=True)
         else:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Trains the colour prior (hueshift_core/model/prior.py) on one CPU thread, in the background of a work session,
+# and resumes it next session: run it at the start of every session.
+#   scripts/train_prior.sh                 # MINUTES=160 by default; writes runs/prior/ (log.jsonl, best/last states)
+# It resumes runs/prior/last.safetensors when present, else the compact state the last session committed
+# (training/colour-prior/last.safetensors: weights and EMA, no Adam moments, so the learning rate re-warms).
+# At the end of a session, commit the compact state and the log so the next one goes on from there:
+#   cp runs/prior/last-compact.safetensors training/colour-prior/last.safetensors
+#   cat runs/prior/log.jsonl >> training/colour-prior/log.jsonl     # (the new lines only)
+# Ship the best state by validation ΔE00 (runs/prior/best.safetensors) inside the default model:
+#   python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
+#       hueshift_core/weights/hueshift-v3.safetensors --prior runs/prior/best.safetensors
+# On a GPU: DEVICE=cuda THREADS=8 BATCH=256 LR=2e-3 scripts/train_prior.sh (untested: no GPU was lent).
+set -euo pipefail
+D=${DATA:-../shared/data}
+OUT=${OUT:-runs/prior}
+if [ -f "$OUT/last.safetensors" ]; then
+    FROM=(--resume)
+elif [ -f training/colour-prior/last.safetensors ]; then
+    FROM=(--resume-from training/colour-prior/last.safetensors)
+else
+    FROM=()
+fi
+mkdir -p "$(dirname "$OUT")"
+OMP_NUM_THREADS=${THREADS:-1} nohup python3 -m hueshift_core.training.prior \
+  "$D/scenes/scenes-video.zip" "$D/scenes/scenes-photos.zip" "$D/scenes/imagenette.zip" \
+  "$D/images/train-00.zip" "$D/images/train-01.zip" --weights 0.35 0.25 0.25 0.08 0.07 \
+  -o "$OUT" "${FROM[@]}" --minutes "${MINUTES:-160}" --batch "${BATCH:-32}" --lr "${LR:-1e-3}" \
+  --threads "${THREADS:-1}" --device "${DEVICE:-cpu}" --val-every 1000 "$@" >> "$OUT.log" 2>&1 &
+echo "colour prior training started (pid $!): tail -f $OUT.log"
