@@ -1,4 +1,4 @@
-"""README strips: grey | model A | model B ... | truth, on the middle frame of each development clip.
+"""Comparison strips (docs/evaluation.md): grey | model A | model B ... | truth, on the middle frame of each development clip.
 
     python benchmarks/compare_models.py [CLIPS_DIR] --model hueshift_core/weights/hueshift-v1.safetensors default
         [--max-frames 24] [--out docs/eval] [--threads N]

@@ -1,4 +1,4 @@
-"""Regenerate the README's evaluation: table, image strips and plot, from the development clips.
+"""Regenerate the clip evaluation (docs/evaluation.md): table, image strips and plot, from the development clips.
 
     python benchmarks/eval_clips.py [CLIPS_DIR] [--out docs/eval] [--max-frames 48]
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Every GPU figure the README asks for, in one call on a machine with a CUDA GPU (see README, "GPU").
+# Every GPU figure docs/benchmarks.md asks for, in one call on a machine with a CUDA GPU.
 #
 #   benchmarks/gpu_session.sh CLIPS_DIR OUT_DIR
 #

@@ -92,7 +92,7 @@ def choose(threads: int | None = None) -> int:
     """The thread count :func:`configure` uses: ``threads``, else ``OMP_NUM_THREADS``, else the CPUs other
     processes leave free (:func:`auto_threads`; every CPU of the affinity on a quiet machine).
 
-    Measured (``benchmarks/bench_load.py``, README "Benchmarks"): a spinning pool with one thread per CPU
+    Measured (``benchmarks/bench_load.py``, docs/benchmarks.md "Thread policy"): a spinning pool with one thread per CPU
     collapses beside busy processes; with the pipeline's stages overlapped on threads, a pool sized to the
     free CPUs kept more speed beside them than one thread per CPU, passive or not."""
     if threads:

@@ -3,7 +3,7 @@
 #   OUT=runs/v2-cpu scripts/train_v2.sh                                   # run 1: from hueshift-v1, 1,238 steps (109 min)
 #   OUT=runs/v2-run2 MINUTES=120 LR=1.5e-4 scripts/train_v2.sh --init runs/v2-cpu/ema.safetensors
 #                                                                          # run 2: from run 1's EMA; stopped at step 1,000
-# (the last --init wins), then ship run 2's EMA weights with the guidance scale chosen on held-out scenes (README model card):
+# (the last --init wins), then ship run 2's EMA weights with the guidance scale chosen on held-out scenes (docs/model-card.md):
 #   python scripts/ship_model.py runs/v2-run2/ema.safetensors hueshift_core/weights/hueshift-v2.safetensors --guidance 1.25
 # On a GPU, the same recipe with a larger batch and time budget (untested here: no GPU was lent):
 #   BATCH=256 LR=3e-4 EMA=0.9995 MINUTES=10 THREADS=8 OUT=runs/v2-gpu scripts/train_v2.sh --device cuda
