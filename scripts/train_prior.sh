@@ -26,5 +26,6 @@ OMP_NUM_THREADS=${THREADS:-1} nohup python3 -m hueshift_core.training.prior \
   "$D/scenes/scenes-video.zip" "$D/scenes/scenes-photos.zip" "$D/scenes/imagenette.zip" \
   "$D/images/train-00.zip" "$D/images/train-01.zip" --weights 0.35 0.25 0.25 0.08 0.07 \
   -o "$OUT" "${FROM[@]}" --minutes "${MINUTES:-160}" --batch "${BATCH:-32}" --lr "${LR:-1e-3}" \
-  --threads "${THREADS:-1}" --device "${DEVICE:-cpu}" --val-every 1000 "$@" >> "$OUT.log" 2>&1 &
+  --threads "${THREADS:-1}" --device "${DEVICE:-cpu}" --val-every 1000 --anneal-minutes "${ANNEAL:-30}" "$@" \
+  >> "$OUT.log" 2>&1 &
 echo "colour prior training started (pid $!): tail -f $OUT.log"

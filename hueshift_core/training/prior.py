@@ -92,6 +92,7 @@ class PriorTrainer:
         self.step, self.crops_seen, self.seconds = 0, 0, 0.0
         self.best_de: float | None = None
         self.warm_from = 0  # the step the learning-rate warm-up counts from
+        self.lr_scale = 1.0  # the end-of-session anneal (fit's anneal_minutes)
         self.weights = torch.ones(net.config.num_bins)
         self.log: list[dict] = []
 
@@ -106,7 +107,7 @@ class PriorTrainer:
         self.weights = rebalance_weights(counts, self.net.bins.cpu())
 
     def _lr(self) -> float:
-        return self.lr * min(1.0, (self.step - self.warm_from + 1) / max(1, self.warmup))
+        return self.lr * self.lr_scale * min(1.0, (self.step - self.warm_from + 1) / max(1, self.warmup))
 
     def loss(self, net: ColourPrior, l: torch.Tensor, ab: torch.Tensor, hint: torch.Tensor, mask: torch.Tensor
              ) -> torch.Tensor:
@@ -230,12 +231,20 @@ class PriorTrainer:
         save_prior(path, self.ema, temperature=self.temperature, provenance=prov, dtype=dtype)
 
     # ---- the loop --------------------------------------------------------------------------------
-    def fit(self, minutes: float, *, ckpt_minutes: float = 5.0, val_every: int = 1000, log_every: int = 50) -> None:
+    def fit(self, minutes: float, *, ckpt_minutes: float = 5.0, val_every: int = 1000, log_every: int = 50,
+            anneal_minutes: float = 0.0) -> None:
+        """Train for ``minutes``; over the last ``anneal_minutes`` the learning rate falls (cosine) to 5 % of
+        ``lr``, so the session ends on a settled model (the next session warms back up)."""
         log_path = self.out_dir / "log.jsonl"
         t_end = time.monotonic() + minutes * 60
         last_ckpt = time.monotonic()
         t_prev, losses = time.perf_counter(), []
         while time.monotonic() < t_end:
+            left = (t_end - time.monotonic()) / 60
+            if anneal_minutes > 0 and left < anneal_minutes:
+                self.lr_scale = 0.05 + 0.95 * 0.5 * (1 - math.cos(math.pi * left / anneal_minutes))
+            else:
+                self.lr_scale = 1.0
             t0 = time.perf_counter()
             losses.append(self.train_step())
             self.seconds += time.perf_counter() - t0
@@ -243,7 +252,7 @@ class PriorTrainer:
                 now = time.perf_counter()
                 rec = {"step": self.step, "loss": round(float(np.mean(losses)), 5), "lr": self._lr(),
                        "crops_seen": self.crops_seen, "hours": round(self.seconds / 3600, 4),
-                       "crops_per_s": round(log_every * self.batch / (now - t_prev), 1)}
+                       "crops_per_s": round(len(losses) * self.batch / (now - t_prev), 1)}
                 t_prev, losses = now, []
                 if self.step % val_every == 0:
                     rec["val"] = {k: round(v, 4) for k, v in self.validate().items()}
@@ -283,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hint-share", type=float, default=0.5)
     p.add_argument("--config", default=None, help="PriorConfig as JSON (default: the shipped shape)")
     p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--anneal-minutes", type=float, default=0.0,
+                   help="over the last M minutes the learning rate falls to 5 %% (cosine): a settled model to ship")
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
@@ -321,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
         else:
             trainer.estimate_weights()
-        trainer.fit(args.minutes, ckpt_minutes=args.ckpt_minutes, val_every=args.val_every)
+        trainer.fit(args.minutes, ckpt_minutes=args.ckpt_minutes, val_every=args.val_every,
+                    anneal_minutes=args.anneal_minutes)
         return 0
     except HueShiftError as err:
         print(f"hueshift train-prior: error: {err}", file=sys.stderr)
