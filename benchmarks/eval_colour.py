@@ -22,18 +22,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from common import machine  # benchmarks/common.py
 from eval_photos import colorize_all, load, strip
 
 from hueshift_core import threads
 from hueshift_core.evaluation import colourfulness, grey_like, hue_errors, mean_ciede2000
-from hueshift_core.model.checkpoint import get_model, load_model, load_prior
+from hueshift_core.model.checkpoint import get_model, load_model, load_prior, load_state
 from hueshift_core.model.sampling import SampleOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "scenes"
 DEFAULT_SOURCES = [SHARED / "scenes-video.zip", SHARED / "scenes-photos.zip", SHARED / "imagenette.zip"]
-FLOATS = {"variety", "temperature", "chroma", "guidance", "eta"}
+FLOATS = {"variety", "temperature", "chroma", "guidance", "eta", "balance"}
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -45,7 +46,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, kw
 
 
-def model_for(name: str, prior_path: str | None):
+def model_for(name: str, prior_path: str | None, weights_from: str | None = None):
     weights = ROOT / "hueshift_core" / "weights"
     if name == "default":
         return get_model(None)
@@ -55,7 +56,20 @@ def model_for(name: str, prior_path: str | None):
         if not prior_path:
             raise SystemExit("variant 'prior' needs --prior PATH")
         m = load_model(weights / "hueshift-v2.safetensors")
+        tensors, meta = load_state(prior_path)
+        if meta.get("hueshift.training_state") == "prior-1":  # a training state: its EMA, with its weights
+            from hueshift_core.model.prior import ColourPrior, PriorConfig
+
+            m.prior = ColourPrior(PriorConfig.from_json(meta["prior_config"])).eval()
+            sd = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+            sd["log_weights"] = tensors["weights"].float().log()
+            m.prior.load_state_dict(sd)
+            m.path = f"{Path(prior_path).parent.name}/{Path(prior_path).name}@{meta['step']}"
+            return m
         m.prior, m.prior_temperature = load_prior(prior_path)
+        if weights_from:  # an export from before the prior kept its rebalancing weights
+            with torch.no_grad():
+                m.prior.log_weights.copy_(load_state(weights_from)[0]["weights"].float().log())
         m.path = f"v2+{Path(prior_path).parent.name}/{Path(prior_path).name}"
         return m
     return get_model(name)
@@ -77,10 +91,15 @@ def main() -> None:
     ap.add_argument("--held-out", default=str(ROOT / "docs" / "model" / "held_out_v2.json"),
                     help="a training run's held_out.json: only those clips/photos ('' = all)")
     ap.add_argument("--n", type=int, default=280)
+    ap.add_argument("--split", choices=["report", "tune"], default="report",
+                    help="report: the n photos the figures are quoted on; tune: n other held-out photos (interleaved "
+                         "with them), for choosing settings without tuning on the reported set")
     ap.add_argument("--max-side", type=int, default=256)
     ap.add_argument("--crop", default=None, help="WxH: centre-crop every photo to this size")
     ap.add_argument("--variants", nargs="+", default=["v2", "default"])
     ap.add_argument("--prior", default=None, help="colour-prior export for the 'prior' variant")
+    ap.add_argument("--prior-weights", default=None, metavar="STATE",
+                    help="its training state, for the rebalancing weights (exports that lack them)")
     ap.add_argument("--strip", type=int, default=10, help="photos in the strip image")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--name", default="scenes-heldout")
@@ -92,7 +111,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     held = set(json.loads(Path(args.held_out).read_text())) if args.held_out else None
     crop = tuple(int(v) for v in args.crop.lower().split("x")) if args.crop else None
-    names, imgs = load(args.sources, held, args.n, args.max_side, crop)
+    names, imgs = load(args.sources, held, 2 * args.n, args.max_side, crop)
+    names, imgs = names[args.split == "tune"::2], imgs[args.split == "tune"::2]
     print(f"{len(imgs)} photos from {[Path(s).name for s in args.sources]}", flush=True)
     de_grey = [mean_ciede2000(grey_like(t), t) for t in imgs]
     c_truth = [colourfulness(t) for t in imgs]
@@ -107,7 +127,7 @@ def main() -> None:
     rows = [strip([grey_like(imgs[i]) for i in pick])]
     for text in args.variants:
         name, kw = parse_variant(text)
-        model = model_for(name, args.prior)
+        model = model_for(name, args.prior, args.prior_weights)
         t = time.perf_counter()
         outs = colorize_all(model, imgs, SampleOptions(batch_size=16, **kw))
         run = {"variant": text, "model": Path(model.path).name, **kw, "seconds": round(time.perf_counter() - t, 1),

@@ -29,6 +29,10 @@ def main() -> int:
     ap.add_argument("--guidance", type=float, default=None, help="default: the source's own")
     ap.add_argument("--prior", default=None, help="a colour-prior training export (best.safetensors) to ship beside")
     ap.add_argument("--temperature", type=float, default=None, help="the prior's temperature (default: its own)")
+    ap.add_argument("--balance", type=float, default=0.0, help="share of the prior's class rebalancing undone (0-1)")
+    ap.add_argument("--weights-from", default=None, metavar="STATE",
+                    help="the prior's training state (last.safetensors), for its rebalancing weights when the "
+                         "export lacks them")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
     model = load_model(args.src)
@@ -44,10 +48,15 @@ def main() -> int:
     if args.prior:
         prior, temperature = load_prior(args.prior)
         _, meta = load_state(args.prior)
+        if args.weights_from:
+            with torch.no_grad():
+                prior.log_weights.copy_(load_state(args.weights_from)[0]["weights"].float().log())
         prior_prov = dict(json.loads(meta.get("hueshift.prior_provenance", "{}")), shipped_from=args.prior)
-        prior_kw = dict(prior=prior, prior_temperature=args.temperature or temperature, prior_provenance=prior_prov)
+        prior_kw = dict(prior=prior, prior_temperature=args.temperature or temperature, prior_provenance=prior_prov,
+                        prior_balance=args.balance)
     elif model.prior is not None:
-        prior_kw = dict(prior=model.prior, prior_temperature=args.temperature or model.prior_temperature)
+        prior_kw = dict(prior=model.prior, prior_temperature=args.temperature or model.prior_temperature,
+                        prior_balance=args.balance)
     save_checkpoint(args.dst, model.net.state_dict(), info, dtype=torch.float16, **prior_kw)
     print(f"wrote {args.dst}: guidance {args.guidance}, {prov.get('steps')} steps"
           + (f"; colour prior from {args.prior}" if args.prior else ""))

@@ -59,6 +59,7 @@ class ColorModel:
     path: str = ""
     prior: ColourPrior | None = None  # the colour prior sampling is anchored on (hueshift-v3 on)
     prior_temperature: float = 0.38  # the annealed-mean temperature the prior was shipped with
+    prior_balance: float = 0.0  # the share of its class rebalancing undone at decoding, as shipped
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -75,7 +76,7 @@ class ColorModel:
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], info: ModelInfo,
                     dtype: torch.dtype | None = None, *, prior=None, prior_temperature: float = 0.38,
-                    prior_provenance: dict | None = None) -> None:
+                    prior_provenance: dict | None = None, prior_balance: float = 0.0) -> None:
     """Write ``state_dict`` and ``info`` to ``path`` atomically (temp file, then rename).
 
     ``dtype`` (e.g. ``torch.float16``) converts floating-point tensors before saving. ``prior`` (a
@@ -100,7 +101,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
         metadata["hueshift.guidance"] = repr(float(info.guidance))
     if prior is not None:
         tensors.update(prior_tensors(prior, dtype))
-        metadata.update(prior_metadata(prior, prior_temperature, prior_provenance))
+        metadata.update(prior_metadata(prior, prior_temperature, prior_provenance, prior_balance))
     with atomic_output(path, "checkpoint", CheckpointError, temp_name=f".{path.name}.tmp-{os.getpid()}") as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -250,7 +251,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     info = read_info(path)  # metadata checked and bounded before any tensor is read or allocated
     tensors, meta = load_state(path)
     info = _info_from_metadata(path, meta)
-    prior, prior_temperature = _load_prior(path, tensors, meta, device, dtype)
+    prior, prior_temperature, prior_balance = _load_prior(path, tensors, meta, device, dtype)
     tensors = {k: v for k, v in tensors.items() if not k.startswith(PRIOR_PREFIX)}
     with torch.device("meta"):  # shapes only: nothing is allocated until the file is known to match
         expected = ColorUNet(info.config).state_dict()
@@ -278,7 +279,8 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
         # attention's channels land contiguous for the fused kernel. Same outputs within float rounding
         # (tests/test_unet.py); benchmarks/bench_unet.py times both layouts.
         net.to(memory_format=torch.channels_last)
-    return ColorModel(net=net, info=info, path=str(path), prior=prior, prior_temperature=prior_temperature)
+    return ColorModel(net=net, info=info, path=str(path), prior=prior, prior_temperature=prior_temperature,
+                      prior_balance=prior_balance)
 
 
 DEFAULT_MODEL_NAME = "hueshift-v3.safetensors"
@@ -320,9 +322,10 @@ def get_model(path: str | Path | None = None, device: torch.device | str = "cpu"
 PRIOR_PREFIX = "prior."
 
 
-def prior_metadata(net, temperature: float, provenance: dict | None = None) -> dict[str, str]:
+def prior_metadata(net, temperature: float, provenance: dict | None = None, balance: float = 0.0) -> dict[str, str]:
     """The header fields that describe a colour prior stored beside (or without) a UNet."""
     return {"hueshift.prior_config": net.config.to_json(), "hueshift.prior_temperature": repr(float(temperature)),
+            "hueshift.prior_balance": repr(float(balance)),
             "hueshift.prior_provenance": json.dumps(provenance or {}, sort_keys=True)}
 
 
@@ -337,23 +340,28 @@ def prior_tensors(net, dtype: torch.dtype | None = None) -> dict[str, torch.Tens
 
 
 def _load_prior(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str], device: torch.device,
-                dtype: torch.dtype) -> tuple[ColourPrior | None, float]:
+                dtype: torch.dtype) -> tuple[ColourPrior | None, float, float]:
     """The colour prior stored in a checkpoint (``prior.*`` tensors), or (None, default) when it has none.
     Its config is bounded and every tensor checked against it before anything is loaded."""
     if "hueshift.prior_config" not in meta:
         if any(k.startswith(PRIOR_PREFIX) for k in tensors):
             raise CheckpointError(f"{path}: it holds colour-prior tensors but no 'hueshift.prior_config'")
-        return None, 0.38
+        return None, 0.38, 0.0
     try:
         config = PriorConfig.from_json(meta["hueshift.prior_config"])
         temperature = float(meta.get("hueshift.prior_temperature", "0.38"))
+        balance = float(meta.get("hueshift.prior_balance", "0.0"))
     except (InputError, ValueError) as err:
         raise CheckpointError(f"{path}: invalid colour-prior metadata ({str(err).splitlines()[0][:200]})") from None
     if not 0.01 <= temperature <= 2.0:
         raise CheckpointError(f"{path}: colour-prior temperature {temperature} outside [0.01, 2]")
+    if not 0.0 <= balance <= 1.0:
+        raise CheckpointError(f"{path}: colour-prior balance {balance} outside [0, 1]")
     with torch.device("meta"):
         expected = ColourPrior(config).state_dict()
     have = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
+    if "log_weights" not in have and "log_weights" in expected:  # exports from before the weights were kept
+        have["log_weights"] = torch.zeros(expected["log_weights"].shape)
     if set(have) != set(expected):
         raise CheckpointError(f"{path}: colour-prior tensors do not match its config "
                               f"({len(set(expected) - set(have))} missing, {len(set(have) - set(expected))} unexpected)")
@@ -366,14 +374,15 @@ def _load_prior(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, st
     net = ColourPrior(config)
     net.load_state_dict({k: (t.float() if t.is_floating_point() else t) for k, t in have.items()})
     net.eval().requires_grad_(False).to(device=device)
-    return net, temperature
+    return net, temperature, balance
 
 
 def load_prior(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[ColourPrior, float]:
-    """The colour prior alone from any HueShift file that holds one (a training export or a model)."""
+    """The colour prior alone from any HueShift file that holds one (a training export or a model), and its
+    temperature."""
     path = Path(path)
     tensors, meta = load_state(path)
-    prior, temperature = _load_prior(path, tensors, meta, resolve_device(device), torch.float32)
+    prior, temperature, _ = _load_prior(path, tensors, meta, resolve_device(device), torch.float32)
     if prior is None:
         raise CheckpointError(f"{path} holds no colour prior (hueshift-v3 and later do; v1 and v2 do not)")
     return prior, temperature

@@ -139,6 +139,9 @@ class ColourPrior(nn.Module):
         self.dec4 = nn.Sequential(*[_Block(w[1]) for _ in range(c.decoder_blocks)])
         self.head = nn.Conv2d(w[1], c.num_bins, 1)
         self.register_buffer("bins", torch.from_numpy(gamut_bins(c.bin_size)) / AB_SCALE, persistent=False)
+        # log of the class-rebalancing weights the network was trained with (0 = none): the trained softmax is
+        # q(c) ∝ w(c) p(c), so subtracting balance * log w moves it back towards the calibrated p(c) (decode)
+        self.register_buffer("log_weights", torch.zeros(c.num_bins))
 
     def forward(self, l_norm: torch.Tensor, hint_ab: torch.Tensor | None = None,
                 hint_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -168,13 +171,20 @@ class ColourPrior(nn.Module):
         y = self.dec4(F.relu(y))
         return self.head(y)[:, :, :(h + 3) // 4, :(w + 3) // 4]
 
-    def decode(self, logits: torch.Tensor, temperature: float = 0.38, size: tuple[int, int] | None = None
-               ) -> torch.Tensor:
+    def decode(self, logits: torch.Tensor, temperature: float = 0.38, size: tuple[int, int] | None = None,
+               balance: float = 0.0) -> torch.Tensor:
         """Annealed mean of logits ``[B, Q, h, w]`` -> normalised ab ``[B, 2, h, w]`` (or at ``size``,
-        bilinear). ``temperature`` 1 is the mean, towards 0 the mode (more saturated)."""
+        bilinear). ``temperature`` 1 is the mean, towards 0 the mode (more saturated). ``balance`` in [0, 1]
+        undoes that share of the training's class rebalancing (1: the calibrated distribution, fewer bold
+        mistakes; 0: as trained, favouring rare, vivid colours)."""
         if not 0.01 <= temperature <= 2.0:
             raise InputError(f"prior temperature must be in [0.01, 2], got {temperature}")
-        p = torch.softmax(logits.float() / temperature, dim=1)
+        if not 0.0 <= balance <= 1.0:
+            raise InputError(f"prior balance must be in [0, 1], got {balance}")
+        logits = logits.float()
+        if balance:
+            logits = logits - balance * self.log_weights.float()[None, :, None, None]
+        p = torch.softmax(logits / temperature, dim=1)
         ab = torch.einsum("bqhw,qc->bchw", p, self.bins.float())
         if size is not None and tuple(ab.shape[-2:]) != tuple(size):
             ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
@@ -182,10 +192,10 @@ class ColourPrior(nn.Module):
 
     @torch.no_grad()
     def predict(self, l_norm: torch.Tensor, hint_ab: torch.Tensor | None = None,
-                hint_mask: torch.Tensor | None = None, temperature: float = 0.38) -> torch.Tensor:
+                hint_mask: torch.Tensor | None = None, temperature: float = 0.38, balance: float = 0.0) -> torch.Tensor:
         """Normalised L ``[B, 1, H, W]`` -> normalised ab ``[B, 2, H, W]`` (one pass, no sampling)."""
         logits = self(l_norm, hint_ab, hint_mask)
-        return self.decode(logits, temperature, size=tuple(l_norm.shape[-2:])).to(l_norm.dtype)
+        return self.decode(logits, temperature, size=tuple(l_norm.shape[-2:]), balance=balance).to(l_norm.dtype)
 
 
 def soft_targets(ab_norm: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0, k: int = 5) -> torch.Tensor:

@@ -42,6 +42,7 @@ class SampleOptions:
     variety: float = 0.0  # 0 = the prior's colour alone (one pass); up to 1 = diffusion re-noised from it that far
     temperature: float | None = None  # annealed-mean temperature; None = the model's own (lower = bolder colour)
     chroma: float = 1.0  # scales the prior's a, b (1 = as predicted)
+    balance: float | None = None  # share of the prior's class rebalancing undone (0-1); None = the model's own
 
     def __post_init__(self) -> None:
         for name in ("steps", "seed", "short_side", "max_long_side", "batch_size"):
@@ -70,6 +71,9 @@ class SampleOptions:
         if self.temperature is not None and (isinstance(self.temperature, bool) or not isinstance(
                 self.temperature, (int, float)) or not 0.01 <= self.temperature <= 2.0):
             raise InputError(f"temperature must be a number from 0.01 to 2, got {self.temperature!r}")
+        if self.balance is not None and (isinstance(self.balance, bool) or not isinstance(
+                self.balance, (int, float)) or not 0.0 <= self.balance <= 1.0):
+            raise InputError(f"balance must be a number from 0 to 1, got {self.balance!r}")
         object.__setattr__(self, "guidance_interval", check_interval(self.guidance_interval))
         try:
             object.__setattr__(self, "sampler", Sampler(self.sampler))
@@ -190,7 +194,8 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
     l = l_norm.to(dev, torch.float32)
     if hint_ab is not None:
         hint_ab, hint_mask = hint_ab.to(dev, torch.float32), hint_mask.to(dev, torch.float32)
-    ab = model.prior.predict(l, hint_ab, hint_mask, temperature=t) * float(options.chroma)
+    b = model.prior_balance if options.balance is None else float(options.balance)
+    ab = model.prior.predict(l, hint_ab, hint_mask, temperature=t, balance=b) * float(options.chroma)
     return ab.clamp(-1.0, 1.0)
 
 

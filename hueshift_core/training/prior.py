@@ -105,6 +105,13 @@ class PriorTrainer:
             t = soft_targets(F.avg_pool2d(ab, PATCH), self.net.bins.cpu())
             counts += t.sum((0, 2, 3)).double()
         self.weights = rebalance_weights(counts, self.net.bins.cpu())
+        self._keep_weights()
+
+    def _keep_weights(self) -> None:
+        """The networks carry log w, so an export can undo the rebalancing when decoding (``balance``)."""
+        with torch.no_grad():
+            for net in (self.net, self.ema):
+                net.log_weights.copy_(self.weights.log().to(net.log_weights.device))
 
     def _lr(self) -> float:
         return self.lr * self.lr_scale * min(1.0, (self.step - self.warm_from + 1) / max(1, self.warmup))
@@ -204,8 +211,10 @@ class PriorTrainer:
             raise CheckpointError(f"cannot resume from {path}: it is not a colour-prior training state")
         if PriorConfig.from_json(meta["prior_config"]) != self.net.config:
             raise CheckpointError(f"cannot resume from {path}: another prior config ({meta['prior_config']})")
-        self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        self.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        for net, prefix in ((self.net, "model."), (self.ema, "ema.")):
+            sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            sd.setdefault("log_weights", torch.zeros_like(net.log_weights))  # states from before it was kept
+            net.load_state_dict(sd)
         state: dict = {"state": {}, "param_groups": json.loads(meta["optim.param_groups"])}
         for k, v in tensors.items():
             if k.startswith("optim."):
@@ -215,6 +224,7 @@ class PriorTrainer:
             g["lr"] = self.lr  # this session's --lr
         self.opt.load_state_dict(state)
         self.weights = tensors["weights"].float()
+        self._keep_weights()
         self.step, self.crops_seen = int(meta["step"]), int(meta["crops_seen"])
         self.warm_from = self.step if not state["state"] else 0  # no Adam moments: warm up again from here
         self.seconds = float(meta["seconds"])
