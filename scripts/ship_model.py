@@ -29,7 +29,8 @@ def main() -> int:
     ap.add_argument("--guidance", type=float, default=None, help="default: the source's own")
     ap.add_argument("--prior", default=None, help="a colour-prior training export (best.safetensors) to ship beside")
     ap.add_argument("--temperature", type=float, default=None, help="the prior's temperature (default: its own)")
-    ap.add_argument("--balance", type=float, default=0.0, help="share of the prior's class rebalancing undone (0-1)")
+    ap.add_argument("--balance", type=float, default=None,
+                    help="share of the prior's class rebalancing undone at decoding, 0-1 (default: the export's own)")
     ap.add_argument("--weights-from", default=None, metavar="STATE",
                     help="the prior's training state (last.safetensors), for its rebalancing weights when the "
                          "export lacks them")
@@ -52,11 +53,12 @@ def main() -> int:
             with torch.no_grad():
                 prior.log_weights.copy_(load_state(args.weights_from)[0]["weights"].float().log())
         prior_prov = dict(json.loads(meta.get("hueshift.prior_provenance", "{}")), shipped_from=args.prior)
+        balance = float(meta.get("hueshift.prior_balance", "0")) if args.balance is None else args.balance
         prior_kw = dict(prior=prior, prior_temperature=args.temperature or temperature, prior_provenance=prior_prov,
-                        prior_balance=args.balance)
+                        prior_balance=balance)
     elif model.prior is not None:
         prior_kw = dict(prior=model.prior, prior_temperature=args.temperature or model.prior_temperature,
-                        prior_balance=args.balance)
+                        prior_balance=model.prior_balance if args.balance is None else args.balance)
     save_checkpoint(args.dst, model.net.state_dict(), info, dtype=torch.float16, **prior_kw)
     print(f"wrote {args.dst}: guidance {args.guidance}, {prov.get('steps')} steps"
           + (f"; colour prior from {args.prior}" if args.prior else ""))

@@ -172,8 +172,8 @@ def test_split_long_video_equals_single_process(clips, in_process, tiny_model_pa
     err_joined = np.abs(b.astype(int) - raw).mean()
     print(f"mean |decoded - pipeline frames|: single {err_single:.3f}, joined {err_joined:.3f}")
     assert err_joined <= 1.25 * err_single + 0.25, (err_joined, err_single)
-    # frames the two encoders saw alike decode alike: the pieces' first shots differ only by encoding
-    assert np.abs(a.astype(int) - b).mean() < 3.0
+    # issue 22: the joined film is the one run's, per pixel (constant quantiser, an IDR frame at every cut)
+    assert np.abs(a.astype(int) - b).mean() <= 0.5
 
 
 def test_rerun_skips_what_is_done(clips, in_process, tiny_model_path):
@@ -307,7 +307,8 @@ def test_ray_job_equals_in_process(local_ray, clips, in_process, tiny_model_path
         a, ta = decode(local_out / f"{stem}.mp4")  # bit-reproducible from run to run at these tiny sizes, so the
         b, tb = decode(out / f"{stem}.mp4")  # decoded files agree up to its rounding
         assert ta == tb and a.shape == b.shape
-        assert np.abs(a.astype(int) - b).mean() < 3.0, stem  # another seed: ~28
+        print(f"{stem}: mean |Ray - in process| {np.abs(a.astype(int) - b).mean():.3f}")
+        assert np.abs(a.astype(int) - b).mean() <= 0.5, stem  # issue 22 (another seed: ~28)
     assert leftovers(out) == []
 
 
@@ -375,3 +376,33 @@ def test_ray_interrupt_and_resume(local_ray, clips, tiny_model_path, tmp_path):
     for stem, frames in {"a": 35, "b": 25, "c": 36, "long": 160}.items():
         assert len(decode(out / f"{stem}.mp4")[0]) == frames
     assert leftovers(out) == []
+
+
+def test_same_frames_split_or_whole_and_on_any_thread_count(tmp_path):
+    """Issue 22, as a user meets it, on real footage (the bundled example clip cut into three shots) with the
+    shipped model: a film split by shots (colorize-many) and `hueshift colorize` on the whole, and
+    `hueshift colorize --threads 1` against `--threads 2`, decode to the same frames, per pixel."""
+    from hueshift_core.video.write import VideoWriter
+
+    src = Path(__file__).resolve().parents[1] / "workflows" / "input" / "hueshift_example.mp4"
+    f = np.concatenate(list(read_frames(src)))
+    shots = [f, f[:, :, ::-1], np.clip(f.astype(int) * 3 // 4, 0, 255).astype(np.uint8)[::-1]]
+    film = tmp_path / "film.mp4"
+    with VideoWriter(film, f.shape[2], f.shape[1], 24, crf=12) as w:
+        for shot in shots:
+            w.write(shot)
+    outs = {}
+    for name, args in (("t1", ["colorize", film, "-o", tmp_path / "t1.mp4", "--threads", "1"]),
+                       ("t2", ["colorize", film, "-o", tmp_path / "t2.mp4", "--threads", "2"]),
+                       ("split", ["colorize-many", film, "-o", tmp_path / "many", "--group-seconds", "0.4"])):
+        r = subprocess.run([sys.executable, "-m", "hueshift_core.cli", *map(str, args), "--no-progress"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "many" / MANIFEST).read_text())["inputs"]["film"]
+    assert len(m["pieces"]) >= 2  # it was split
+    for name, path in (("t1", tmp_path / "t1.mp4"), ("t2", tmp_path / "t2.mp4"), ("split", tmp_path / "many" / "film.mp4")):
+        outs[name] = decode(path)[0].astype(int)
+    for a, b in (("t1", "t2"), ("t1", "split")):
+        diff = np.abs(outs[a] - outs[b]).mean()
+        print(f"mean |{a} - {b}| = {diff:.4f} levels")
+        assert diff <= 0.5, (a, b, diff)

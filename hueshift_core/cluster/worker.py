@@ -119,7 +119,7 @@ class Worker:
         end = info.frame_count if end is None else end
         pipe = VideoPipeline(self.model, self.options, first_frame=first)
         seen: list = []
-        with VideoWriter(dst, info.width, info.height, info.fps) as writer:
+        with VideoWriter(dst, info.width, info.height, info.fps, keyframes=pipe.shot_starts) as writer:
             with contextlib.closing(pipe.run(batches(frames, self.options.decode_batch, seen, limit=end - first),
                                              report)) as outs:  # an error here ends the pipeline's threads now
                 for out in outs:

@@ -389,9 +389,9 @@ def load_prior(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
 
 
 def save_prior(path: str | os.PathLike, net, *, temperature: float, provenance: dict | None = None,
-               dtype: torch.dtype | None = None) -> None:
+               dtype: torch.dtype | None = None, balance: float = 0.0) -> None:
     """Write a colour prior alone (a training run's export) atomically."""
     path = Path(path)
     with atomic_output(path, "checkpoint", CheckpointError, temp_name=f".{path.name}.tmp-{os.getpid()}") as tmp:
-        save_file(prior_tensors(net, dtype), str(tmp), metadata={"hueshift.format": FORMAT_VERSION,
-                                                                   **prior_metadata(net, temperature, provenance)})
+        save_file(prior_tensors(net, dtype), str(tmp), metadata={
+            "hueshift.format": FORMAT_VERSION, **prior_metadata(net, temperature, provenance, balance)})

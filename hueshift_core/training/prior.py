@@ -76,7 +76,8 @@ class PriorTrainer:
 
     def __init__(self, net: ColourPrior, data: SceneMix, val: ImageSet, out_dir: Path, *, batch: int = 32,
                  lr: float = 1e-3, warmup: int = 200, ema: float = 0.999, weight_decay: float = 1e-4,
-                 hint_share: float = 0.5, temperature: float = 0.38, seed: int = 0, val_images: int = 384,
+                 hint_share: float = 0.5, temperature: float = 0.38, balance: float = 0.5, seed: int = 0,
+                 val_images: int = 384,
                  device: torch.device | str = "cpu", provenance: dict | None = None) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device)
@@ -86,6 +87,7 @@ class PriorTrainer:
         self.data, self.out_dir = data, Path(out_dir)
         self.batch, self.lr, self.warmup, self.ema_decay = batch, lr, warmup, ema
         self.hint_share, self.temperature, self.seed = hint_share, temperature, seed
+        self.balance = balance  # how validation (and so best.safetensors) decodes: see ColourPrior.decode
         self.opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
         self.val = ImageSet(val.images[:val_images], val.names[:val_images])
         self.provenance = dict(provenance or {})
@@ -148,9 +150,11 @@ class PriorTrainer:
 
     # ---- validation ------------------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self, net: ColourPrior | None = None, temperature: float | None = None) -> dict:
+    def validate(self, net: ColourPrior | None = None, temperature: float | None = None,
+                 balance: float | None = None) -> dict:
         """Held-out crops: CIEDE2000 of the prior's colours and of grey against the truth, colourfulness of
-        both, and the wrong-hue / lost-colour shares (no hints)."""
+        both, and the wrong-hue / lost-colour shares (no hints), decoded at ``temperature`` and ``balance``
+        (None: the trainer's)."""
         from ..evaluation import colourfulness, hue_errors, mean_ciede2000
 
         net = net or self.ema
@@ -161,7 +165,7 @@ class PriorTrainer:
         for s in range(0, n, 64):
             rgb = self.val.images[s:s + 64]
             l, ab = batch_to_model_space(rgb.to(self.device))
-            pred = net.predict(l, temperature=t)
+            pred = net.predict(l, temperature=t, balance=self.balance if balance is None else balance)
             out = self._to_u8(l, pred)
             grey = self._to_u8(l, torch.zeros_like(pred))
             truth = rgb.numpy()
@@ -238,7 +242,7 @@ class PriorTrainer:
 
         prov = dict(self.provenance, steps=self.step, crops_seen=self.crops_seen,
                     train_hours=round(self.seconds / 3600, 3), **(extra or {}))
-        save_prior(path, self.ema, temperature=self.temperature, provenance=prov, dtype=dtype)
+        save_prior(path, self.ema, temperature=self.temperature, provenance=prov, dtype=dtype, balance=self.balance)
 
     # ---- the loop --------------------------------------------------------------------------------
     def fit(self, minutes: float, *, ckpt_minutes: float = 5.0, val_every: int = 1000, log_every: int = 50,

@@ -119,7 +119,7 @@ def colorize_video(src: str | Path, dst: str | Path, model: ColorModel | str | P
         writer_cm = SequenceWriter(dst, info.width, info.height, inputs=[src])
     else:
         writer_cm = VideoWriter(dst, info.width, info.height, info.fps, audio_from=src if info.has_audio else None,
-                                time_base=info.time_base if info.variable_rate else None)
+                                time_base=info.time_base if info.variable_rate else None, keyframes=pipe.shot_starts)
     with writer_cm as writer:
         depth = overlap_depths(info.height, info.width, options.keyframes.max_gap)[2] if options.overlap else 2
         encoder = _Encoder(writer, times, depth)

@@ -164,6 +164,9 @@ class VideoPipeline:
         self.model, self.options = model, options
         self.first_frame = int(first_frame)
         self.user = dict(user or {})
+        # indices (from the first frame given) of the shot starts seen so far: the writer makes each an IDR
+        # frame, so a film encoded in pieces split at cuts is the same file as one encode (issue 22)
+        self.shot_starts: set[int] = set()
         # where upscale and LAB -> RGB run: the model's device (on a GPU, everything after decode but the
         # flow, propagation and deflicker at the small propagation resolution); on the CPU, OpenCV's fast path.
         # Set it to a torch.device to choose (torch.device("cpu") with a CPU model is the OpenCV path).
@@ -208,6 +211,8 @@ class VideoPipeline:
             return
         self._start(*first.shape[1:3], flow=flow)
         for f in self._analyser.frames(itertools.chain([first], it)):
+            if f.cut:
+                self.shot_starts.add(f.index)
             yield f
             self.stats.colour_input = self._analyser.colour_input
 
