@@ -195,3 +195,33 @@ def test_load_user_colours_from_files(tmp_path):
         load_user_colours(None, [f"{tmp_path / 'ref.png'}@50"], 72, 128, fps=24, num_frames=10)
     with pytest.raises(InputError, match="not found"):
         load_user_colours(tmp_path / "missing.json", None, 72, 128)
+
+
+def test_cli_video_hints_colorize_and_colorize_many(tmp_path):
+    """`hueshift colorize --hints` and `colorize-many --hints {stem: [...]}` on the bundled example clip: the hinted
+    colour is in the output where it was put; a hint past the end is refused with one line and nothing written."""
+    from pathlib import Path
+
+    from hueshift_core.video import read_frames
+
+    clip = Path(__file__).resolve().parents[1] / "workflows" / "input" / "hueshift_example.mp4"
+    point = {"x": 0.55, "y": 0.4, "color": "#2050d0", "radius": 0.15, "frame": 0}
+    (tmp_path / "h.json").write_text(json.dumps([point]))
+    (tmp_path / "many.json").write_text(json.dumps({"hueshift_example": [point]}))
+    r = _cli("colorize", clip, "-o", tmp_path / "one.mp4", "--hints", tmp_path / "h.json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = _cli("colorize-many", clip, "-o", tmp_path / "many", "--hints", tmp_path / "many.json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = _cli("colorize", clip, "-o", tmp_path / "auto.mp4", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    blue = {}
+    for name, path in (("one", tmp_path / "one.mp4"), ("many", tmp_path / "many" / "hueshift_example.mp4"),
+                       ("auto", tmp_path / "auto.mp4")):
+        f = next(iter(read_frames(str(path), 1)))[0]
+        lab = cv2.cvtColor(f, cv2.COLOR_RGB2LAB).astype(int) - 128
+        blue[name] = lab[60:85, 160:190, 2].mean()  # b at the hint (blue: negative)
+    assert blue["one"] < blue["auto"] - 10 and abs(blue["one"] - blue["many"]) < 1, blue
+    (tmp_path / "late.json").write_text(json.dumps([{**point, "frame": 500}]))
+    r = _cli("colorize", clip, "-o", tmp_path / "late.mp4", "--hints", tmp_path / "late.json", "--no-progress")
+    assert r.returncode == 2 and "past the end" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "late.mp4").exists()

@@ -21,6 +21,31 @@ log = logging.getLogger(__name__)
 
 
 
+def read_job_hints(path: str) -> list | dict:
+    """``--hints FILE`` of colorize-many: a JSON list of hint points (every input) or ``{stem: list}``; every
+    list checked here, before any work (:func:`hueshift_core.hints.points_from_json`)."""
+    import json
+
+    from ..hints import points_from_json, read_hints_json
+
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"hints file not found: {p}") from None
+    except (OSError, UnicodeDecodeError, ValueError):
+        read_hints_json(p)  # its one-line message (empty, not JSON, unreadable)
+        raise
+    if isinstance(data, dict) and "hints" not in data:
+        if not data:
+            raise InputError(f"hints file {p.name} is an empty object: map input stems to lists of hints")
+        for stem, points in data.items():
+            points_from_json(points, where=f"hints file {p.name}, input {stem!r}")
+        return data
+    points_from_json(data, where=f"hints file {p.name}")
+    return data["hints"] if isinstance(data, dict) else data
+
+
 # ---- the command line ----------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..cli.image import add_model_arguments
@@ -47,6 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-gap", type=int, default=defaults.keyframes.max_gap, help="as for `hueshift colorize`")
     p.add_argument("--deflicker", type=float, default=defaults.deflicker, help="as for `hueshift colorize`")
     p.add_argument("--warm-start", type=float, default=defaults.warm_start, help="as for `hueshift colorize`")
+    p.add_argument("--hints", default=None, metavar="FILE",
+                   help="colour hints (JSON, as for `hueshift colorize`): a list for every input, or an object "
+                        "{\"<input stem>\": [...]} per input; frames and times count in each video")
     p.add_argument("--fps", type=Fraction, default=Fraction(24),
                    help="frame rate of frame sequences (folders of images), e.g. 24 or 24000/1001 (default 24)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -67,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
         keyframes=KeyframeOptions(max_gap=args.max_gap),
         deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
     )
+    hints = read_job_hints(args.hints) if args.hints else None
     res = colorize_many(args.inputs, args.output, args.model, options, ray=args.ray, workers=args.workers,
                         threads=threads, device=args.device, group_seconds=args.group_seconds, retries=args.retries,
-                        force=args.force, fps=args.fps, progress=not args.no_progress)
+                        force=args.force, fps=args.fps, progress=not args.no_progress, hints=hints)
     entries = res.manifest["inputs"]
     for stem, e in entries.items():
         if e["state"] == "failed":

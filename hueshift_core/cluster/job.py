@@ -33,10 +33,22 @@ log = logging.getLogger(__name__)
 
 
 # ---- the job -------------------------------------------------------------------------------------
-def _settings(model: str | None, options: PipelineOptions, group_seconds: float, fps: Fraction) -> dict:
+def _settings(model: str | None, options: PipelineOptions, group_seconds: float, fps: Fraction,
+              hints: dict | list | None = None) -> dict:
     o = dataclasses.asdict(options)
-    return {"model": str(resolve_model_path(model).resolve()), "options": json.loads(json.dumps(o, default=str)),
-            "group_seconds": group_seconds, "sequence_fps": str(fps)}
+    out = {"model": str(resolve_model_path(model).resolve()), "options": json.loads(json.dumps(o, default=str)),
+           "group_seconds": group_seconds, "sequence_fps": str(fps)}
+    if hints:
+        out["hints"] = hints
+    return out
+
+
+def _hints_for(hints: dict | list | None, stem: str) -> list | None:
+    """The hint points (JSON, :func:`hueshift_core.hints.points_from_json`) of one input: a list is every
+    input's; a dict maps input stems to their lists."""
+    if hints is None:
+        return None
+    return hints if isinstance(hints, list) else hints.get(stem)
 
 
 def _stat(p: Path) -> list[int]:
@@ -48,7 +60,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
                   options: PipelineOptions = PipelineOptions(), *, ray: str | None = None, workers: int | None = None,
                   threads: int | None = None, device: str = "auto", group_seconds: float = 60.0, retries: int = 2,
                   force: bool = False, fps: Fraction | float = Fraction(24),
-                  progress: bool | Callable[[int, int], None] = False) -> JobResult:
+                  progress: bool | Callable[[int, int], None] = False, hints: dict | list | None = None) -> JobResult:
     """Colorize every video of ``inputs`` (files, folders, glob patterns) into ``out_dir/<stem>.mp4``.
 
     ``ray``: None = in this process; "auto" = a local Ray on this machine; else the address of a Ray
@@ -57,6 +69,8 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
     a GPU (on Ray: one GPU per worker), else "cpu". ``group_seconds``: the length of a piece of
     a long video. ``retries``: extra attempts of a task whose worker failed or died. ``force``: redo
     everything. ``fps``: the frame rate of frame sequences (folders of images). ``progress``: True for a tqdm bar on stderr, or ``callable(done_frames, total_frames)``.
+    ``hints``: the user's colours as JSON hint points (:mod:`hueshift_core.hints`), a list for every input or
+    ``{input stem: list}``; each point's ``frame`` / ``time`` counts in its own video.
     The manifest (``out_dir/hueshift-job.json``) is the result; ``JobResult.ok`` says whether all finished.
     """
     t0 = time.perf_counter()
@@ -79,7 +93,7 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
     except OSError as err:
         raise InputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
     fps = _sequence._check_fps(fps)  # of frame sequences, as `hueshift colorize` takes it
-    settings = _settings(str(model) if model is not None else None, options, group_seconds, fps)
+    settings = _settings(str(model) if model is not None else None, options, group_seconds, fps, hints)
     mpath = out / MANIFEST
     manifest = {"version": 1, "settings": settings, "inputs": {}}
     if mpath.exists() and not force:
@@ -170,7 +184,8 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         attempt_no[task["key"]] = attempt_no.get(task["key"], 0) + 1
         task["attempt_key"] = f"{task['key']}#{attempt_no[task['key']]}"
         running[task["attempt_key"]] = 0
-        task = {**task, "key": task["attempt_key"], "fps": entries[task["stem"]]["fps"]}
+        task = {**task, "key": task["attempt_key"], "fps": entries[task["stem"]]["fps"],
+                "hints": _hints_for(hints, task["stem"])}
         backend.submit(task)
 
     def plan_pieces(stem: str, scan: dict) -> None:

@@ -18,6 +18,7 @@ import torch
 
 from .. import video as _video
 from ..errors import HueShiftError, VideoError
+from ..hints import points_from_json, user_colours
 from ..model.checkpoint import get_model
 from ..video import VideoWriter, probe
 from ..video import sequence as _sequence
@@ -93,7 +94,9 @@ class Worker:
         dst.with_name(_video.temp_name(dst)).unlink(missing_ok=True)  # left by a killed attempt
         if Path(task["input"]).is_dir():  # a frame sequence: one piece from its first frame to its end
             return self._piece({**task, "first": 0, "end": None, "start_pts": 0, "stop_pts": None}, report)
-        res = colorize_video(task["input"], dst, self.model, self.options, device=self.device, progress=report)
+        points = points_from_json(task["hints"], f"hints for {Path(task['input']).name}") if task.get("hints") else None
+        res = colorize_video(task["input"], dst, self.model, self.options, device=self.device, progress=report,
+                             hints=points)
         return {"frames": res.frames, "keyframes": res.keyframes, "shots": res.shots, "fps": str(res.fps)}
 
     def _scan(self, task: dict) -> dict:
@@ -117,7 +120,11 @@ class Worker:
             info = probe(task["input"])
             frames = frames_with_pts(task["input"], task["start_pts"], task["stop_pts"])
         end = info.frame_count if end is None else end
-        pipe = VideoPipeline(self.model, self.options, first_frame=first)
+        user = None
+        if task.get("hints"):  # frame indices count in the whole video; the pipeline takes its piece's share
+            user = user_colours(info.height, info.width, fps=float(info.fps), num_frames=info.frame_count or None,
+                                hints=points_from_json(task["hints"], f"hints for {Path(task['input']).name}"))
+        pipe = VideoPipeline(self.model, self.options, first_frame=first, user=user)
         seen: list = []
         with VideoWriter(dst, info.width, info.height, info.fps, keyframes=pipe.shot_starts) as writer:
             with contextlib.closing(pipe.run(batches(frames, self.options.decode_batch, seen, limit=end - first),
