@@ -192,8 +192,10 @@ def test_bad_graphs_fail_with_a_clear_message(comfy):
 
 
 def test_cancel_stops_sampling_promptly(comfy):
-    """1000 sampling steps take minutes on a CPU; Cancel (POST /interrupt) must end the run within seconds."""
+    """1000 sampling steps (variety 1: diffusion from the prior's colour re-noised all the way) take minutes on a
+    CPU; Cancel (POST /interrupt) must end the run within seconds."""
     prompt = _prompt(comfy, "hueshift_one_image.json", {("HueShiftDDPMColorize", "steps"): 1000,
+                                                        ("HueShiftDDPMColorize", "variety"): 1.0,
                                                         ("HueShiftDDPMColorize", "seed"): 2})
     status, reply = post_prompt(comfy["base"], prompt)
     assert status == 200, reply
