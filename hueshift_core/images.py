@@ -9,6 +9,7 @@ The stages, each a pure function over tensors:
 * :func:`upscale_merge` — that colour upscaled guided by the full-resolution L, merged with it;
 * :func:`colorize_frames` — full-resolution RGB frames in, colorized RGB frames out;
 * :func:`colorize_image` — one image (numpy, any size, grey or colour) in and out;
+* :func:`colorize_batch` — same-size images in one model batch, each as it would come out alone;
 * :func:`read_image` — an image file -> uint8 RGB or grey, upright (EXIF), 16-bit scaled to 8,
   decompression bombs refused.
 """
@@ -27,12 +28,19 @@ from .errors import InputError
 from .hints import FrameColour, HintPoint, rasterise, reference_from_image, to_working
 from .model.checkpoint import ColorModel, get_model
 from .model.color import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
-from .model.diffusion import Callback
-from .model.sampling import SampleOptions, colour_ab, working_size
+from .model.diffusion import Callback, Sampler
+from .model.sampling import SampleOptions, colour_ab, make_noise, working_size
 from .model.upscale import Upscale, upscale_ab
 from .outputs import check_input_file
 
 RANGE_SLACK = 1e-3  # frames a little outside [0, 1] (resampling overshoot) are clamped, not refused
+
+
+def check_rgb_batch(frames: torch.Tensor) -> None:
+    """The one shape check of this module: RGB (or grey as RGB) frames ``[B, 3, H, W]``."""
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(f"frames must be RGB [B, 3, H, W], got {shape}")
 
 
 def check_frames(frames: torch.Tensor, name: str = "frames") -> torch.Tensor:
@@ -59,9 +67,7 @@ def frames_to_lab(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB ``[B, 3, H, W]`` in [0, 1] -> (L ``[B, 1, H, W]`` in [0, 100], ab ``[B, 2, H, W]``).
 
     NaN/infinite values and values outside [0, 1] raise :class:`InputError` (see :func:`check_frames`)."""
-    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
-        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise InputError(f"frames must be RGB [B, 3, H, W], got {shape}")
+    check_rgb_batch(frames)
     lab = rgb_to_lab(check_frames(frames))
     return lab[:, :1], lab[:, 1:]
 
@@ -86,9 +92,7 @@ def sample_frames_ab(model: ColorModel, frames: torch.Tensor, options: SampleOpt
     ``hints`` (:class:`~hueshift_core.hints.FrameColour`, any size of the frames' aspect) are the user's
     colours for every frame: hints go to the colour prior (a model with one: the default); a reference
     is the frames' colour as it stands."""
-    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
-        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise InputError(f"frames must be [B, 3, H, W], got {shape}")
+    check_rgb_batch(frames)
     if not isinstance(options, SampleOptions):
         raise InputError(f"options must be a SampleOptions, got {type(options).__name__}")
     check_frames(frames)
@@ -119,9 +123,7 @@ def upscale_merge(frames: torch.Tensor, ab: torch.Tensor, upscale: Upscale | str
                   callback: Callback | None = None) -> torch.Tensor:
     """RGB ``[B, 3, H, W]`` (whose L is kept) + CIELAB ab ``[B, 2, h, w]`` -> RGB ``[B, 3, H, W]`` in [0, 1],
     the chroma upscaled guided by each frame's L; one frame at a time (``callback(i, B)`` after each)."""
-    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
-        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise InputError(f"frames must be RGB [B, 3, H, W], got {shape}")
+    check_rgb_batch(frames)
     if not isinstance(ab, torch.Tensor) or ab.dim() != 4 or ab.shape[1] != 2 or ab.shape[0] != frames.shape[0]:
         shape = tuple(ab.shape) if isinstance(ab, torch.Tensor) else type(ab).__name__
         raise InputError(f"chroma must be [{frames.shape[0]}, 2, h, w] for {frames.shape[0]} frame(s), got {shape}")
@@ -267,3 +269,30 @@ def read_image(path: Path) -> np.ndarray:
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return img
+
+
+def batchable(options: SampleOptions) -> bool:
+    """Samplers whose result depends only on the starting noise (which a batch keeps per image)."""
+    return options.sampler is Sampler.DPMPP_2M or (options.sampler is Sampler.DDIM and options.eta == 0)
+
+
+def colorize_batch(images: list[np.ndarray], model, options: SampleOptions = SampleOptions(),
+                   upscale: Upscale | str = Upscale.GUIDED, hints: FrameColour | None = None) -> list[np.ndarray]:
+    """Colorize same-size uint8 images (``[H, W]`` or ``[H, W, 3]``) in one model batch -> uint8 RGB each.
+
+    Every image starts from the noise it would get alone (``options.seed``), so with ddim (eta 0) or
+    dpmpp_2m the colours equal :func:`~hueshift_core.images.colorize_image`'s within float rounding;
+    other samplers colorize one image at a time. ``hints``: the user's colours, the same for every image."""
+    if len(images) == 1 or not batchable(options) or (hints is not None and hints.reference):
+        return [colorize_image(im, model, options=options, upscale=upscale, hints=hints) for im in images]
+    x = torch.cat([image_to_tensor(im) for im in images])
+    l_full, _ = frames_to_lab(x)
+    size = working_size(*x.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
+    noise = torch.cat([make_noise((1, 2, *size), torch.Generator().manual_seed(options.seed)) for _ in images])
+    hint_ab = hint_mask = None
+    if hints is not None:
+        hint_ab, hint_mask = (t.expand(len(images), -1, -1, -1) for t in to_working(hints, size))
+    ab = colour_ab(model, downsample_l(l_full, size), options, generator=torch.Generator().manual_seed(options.seed),
+                   noise=noise, hint_ab=hint_ab, hint_mask=hint_mask)
+    rgb = upscale_merge(x, denormalize_ab(ab.float().cpu()), upscale)
+    return [tensor_to_image(f) for f in rgb]

@@ -46,7 +46,7 @@ class DDPMColorize(io.ComfyNode):
                 io.Image.Input("images", tooltip="Grey frames (a colour input is turned grey first: only its "
                                                  "lightness is used)."),
                 MODEL.Input("model", tooltip="From HueShift Model Loader."),
-                io.Int.Input("steps", default=8, min=1, max=1000,
+                io.Int.Input("steps", default=SampleOptions.steps, min=1, max=1000,
                              tooltip="Sampling steps: more is slower; 8 suit dpmpp_2m, ddim wants about 25."),
                 io.Combo.Input("sampler", options=[s.value for s in Sampler], default=Sampler.DPMPP_2M.value,
                                tooltip="ddim: deterministic and fast; ddpm: the original ancestral sampler "
@@ -54,9 +54,9 @@ class DDPMColorize(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Random seed: the same seed gives the same colours."),
                 *colour_inputs(io),
-                io.Int.Input("batch_size", default=8, min=1, max=256,
+                io.Int.Input("batch_size", default=SampleOptions.batch_size, min=1, max=256,
                              tooltip="Frames sampled together: larger is faster on a GPU and needs more memory."),
-                io.Int.Input("working_size", default=64, min=8, max=512, step=8,
+                io.Int.Input("working_size", default=SampleOptions.short_side, min=8, max=512, step=8,
                              tooltip="Short side (pixels, a multiple of 8) at which the model samples colour. "
                                      "The shipped model was trained at 64."),
                 KEYFRAMES.Input("keyframes", optional=True,

@@ -34,12 +34,12 @@ class KeyframeSelect(io.ComfyNode):
                         "every shot, and again when the content has moved on (tracked along optical flow).",
             inputs=[
                 io.Image.Input("images", tooltip="The clip's frames (grey or colour: only lightness is used)."),
-                io.Int.Input("max_gap", default=48, min=1, max=10000,
+                io.Int.Input("max_gap", default=KeyframeOptions.max_gap, min=1, max=10000,
                              tooltip="At most this many frames between two keyframes of one shot."),
-                io.Float.Input("cut_threshold", default=0.35, min=0.01, max=2.0, step=0.01,
+                io.Float.Input("cut_threshold", default=KeyframeOptions.cut_threshold, min=0.01, max=2.0, step=0.01,
                                tooltip="How different the lightness histograms of consecutive frames must be for a "
                                        "cut (L1 distance, 0..2; lower finds more cuts)."),
-                io.Float.Input("track_threshold", default=0.3, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("track_threshold", default=KeyframeOptions.track_threshold, min=0.0, max=1.0, step=0.05,
                                tooltip="A new keyframe is taken when less than this share of the pixels still "
                                        "tracks back to the last keyframe."),
                 io.Int.Input("analysis_size", default=128, min=16, max=1024, step=16, tooltip=ANALYSIS_TOOLTIP),
@@ -82,7 +82,7 @@ class Propagate(io.ComfyNode):
                 io.Image.Input("images", tooltip="The clip's frames (the same ones given to Keyframe Select)."),
                 KEYFRAMES.Input("keyframes", tooltip="From HueShift Keyframe Select."),
                 CHROMA.Input("chroma", tooltip="The keyframes' colour, from HueShift DDPM Colorize."),
-                io.Float.Input("deflicker", default=0.5, min=0.0, max=0.95, step=0.05,
+                io.Float.Input("deflicker", default=PipelineOptions.deflicker, min=0.0, max=0.95, step=0.05,
                                tooltip="Temporal smoothing of the colour along the flow, at the propagation "
                                        "resolution (0 = off); 0.5 is what HueShift Colorize Video File uses."),
             ],

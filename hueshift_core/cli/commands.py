@@ -28,8 +28,8 @@ threads.set_wait_policy()
 COMMANDS: dict[str, tuple[str, str]] = {
     "colorize": ("hueshift_core.cli.video", "colorize a grey (or colour) video file"),
     "colorize-image": ("hueshift_core.cli.image", "colorize one or more images"),
-    "colorize-many": ("hueshift_core.cluster.command", "colorize many videos (and long ones in pieces), in this process or on Ray"),
-    "eval": ("hueshift_core.evaluation.clips", "colorize colour clips turned grey and measure quality and steadiness"),
+    "colorize-many": ("hueshift_core.cli.many", "colorize many videos (and long ones in pieces), in this process or on Ray"),
+    "eval": ("hueshift_core.cli.eval", "colorize colour clips turned grey and measure quality and steadiness"),
 }
 
 

@@ -12,70 +12,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from ..errors import HueShiftError, InputError
-from ..hints import FrameColour, check_hints_file, load_user_colours, to_working
-from ..images import (
-    colorize_image,
-    downsample_l,
-    frames_to_lab,
-    image_to_tensor,
-    read_image,
-    tensor_to_image,
-    upscale_merge,
-)
+from ..hints import FrameColour, check_hints_file, load_user_colours
+from ..images import batchable, colorize_batch, colorize_image, read_image
 from ..model.checkpoint import get_model, resolve_device
-from ..model.color import denormalize_ab, is_grey
-from ..model.diffusion import Sampler
-from ..model.sampling import SampleOptions, colour_ab, guidance_scale, make_noise, working_size
-from ..model.upscale import Upscale
+from ..model.color import is_grey
+from ..model.sampling import SampleOptions, guidance_scale
 from ..outputs import atomic_write_bytes, check_output
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that samples colour."""
-    p.add_argument("--model", default=None, help="HueShift .safetensors checkpoint (default: the shipped model)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same colours")
-    d = SampleOptions()
-    p.add_argument("--variety", type=float, default=d.variety,
-                   help="0 = the colour prior's colour alone (one fast pass, the same every run); up to 1 = "
-                        f"diffusion sampling re-noised from it that far (more varied colours; default {d.variety:g})")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="colour prior temperature: lower = bolder, more decided colours (default: the model's own)")
-    p.add_argument("--chroma", type=float, default=d.chroma,
-                   help=f"scale the colour prior's saturation (default {d.chroma:g})")
-    p.add_argument("--steps", type=int, default=d.steps, help=f"diffusion sampling steps (default {d.steps})")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale: higher = more vivid, more decided colours "
-                        "(default: the model's own; 1 = off)")
-    p.add_argument("--guidance-interval", type=float, nargs=2, default=d.guidance_interval, metavar=("LO", "HI"),
-                   help="guide only at the noise levels t/T in [LO, HI]; fewer network passes outside it "
-                        f"(default {d.guidance_interval[0]:g} {d.guidance_interval[1]:g})")
-    p.add_argument("--sampler", choices=[s.value for s in Sampler], default=Sampler(d.sampler).value,
-                   help=f"default {Sampler(d.sampler).value}")
-    p.add_argument("--upscale", choices=[u.value for u in Upscale], default=Upscale.GUIDED.value,
-                   help="chroma upscale: guided (edge-aware, default) or bicubic (the original's)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-
-
-def add_colour_arguments(p: argparse.ArgumentParser, video: bool) -> None:
-    """--hints and --reference: the user's colours (:mod:`hueshift_core.hints`)."""
-    where = ("; optional \"frame\" (index from 0) or \"time\" (seconds) per hint" if video else "")
-    p.add_argument("--hints", default=None, metavar="FILE",
-                   help="colour hints: a JSON list of {\"x\": 0.42, \"y\": 0.31, \"color\": \"#b03020\"} (x, y: fractions "
-                        f"of width and height; optional \"radius\", a fraction of the short side{where}), or a PNG "
-                        "with transparency whose opaque pixels are hints")
-    p.add_argument("--reference", action="append", default=None, metavar="IMAGE@FRAME" if video else "IMAGE",
-                   help="a colour image (same aspect ratio) whose colour the output takes"
-                        + (" at frame FRAME (default 0) and carries through the shot; repeatable" if video else ""))
-
-
-def sample_options(args: argparse.Namespace, **more) -> SampleOptions:
-    """The :class:`SampleOptions` the options of :func:`add_model_arguments` ask for (``more``: the rest)."""
-    return SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, guidance=args.guidance,
-                         guidance_interval=tuple(args.guidance_interval), variety=args.variety,
-                         temperature=args.temperature, chroma=args.chroma, **more)
+from .options import add_colour_arguments, add_model_arguments, sample_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -212,33 +157,6 @@ class _ManyState:
             self.bar.update(1)
 
 
-def _batchable(options: SampleOptions) -> bool:
-    """Samplers whose result depends only on the starting noise (which a batch keeps per image)."""
-    return options.sampler is Sampler.DPMPP_2M or (options.sampler is Sampler.DDIM and options.eta == 0)
-
-
-def colorize_batch(images: list[np.ndarray], model, options: SampleOptions = SampleOptions(),
-                   upscale: Upscale | str = Upscale.GUIDED, hints: FrameColour | None = None) -> list[np.ndarray]:
-    """Colorize same-size uint8 images (``[H, W]`` or ``[H, W, 3]``) in one model batch -> uint8 RGB each.
-
-    Every image starts from the noise it would get alone (``options.seed``), so with ddim (eta 0) or
-    dpmpp_2m the colours equal :func:`~hueshift_core.images.colorize_image`'s within float rounding;
-    other samplers colorize one image at a time. ``hints``: the user's colours, the same for every image."""
-    if len(images) == 1 or not _batchable(options) or (hints is not None and hints.reference):
-        return [colorize_image(im, model, options=options, upscale=upscale, hints=hints) for im in images]
-    x = torch.cat([image_to_tensor(im) for im in images])
-    l_full, _ = frames_to_lab(x)
-    size = working_size(*x.shape[-2:], options.short_side, model.info.config.multiple, options.max_long_side)
-    noise = torch.cat([make_noise((1, 2, *size), torch.Generator().manual_seed(options.seed)) for _ in images])
-    hint_ab = hint_mask = None
-    if hints is not None:
-        hint_ab, hint_mask = (t.expand(len(images), -1, -1, -1) for t in to_working(hints, size))
-    ab = colour_ab(model, downsample_l(l_full, size), options, generator=torch.Generator().manual_seed(options.seed),
-                   noise=noise, hint_ab=hint_ab, hint_mask=hint_mask)
-    rgb = upscale_merge(x, denormalize_ab(ab.float().cpu()), upscale)
-    return [tensor_to_image(f) for f in rgb]
-
-
 def _decoded(inputs: list[Path], ahead: int) -> Iterator[tuple[Path, np.ndarray | HueShiftError]]:
     """(input, image or its error), in order, decoded by one thread at most ``ahead`` images ahead."""
     with ThreadPoolExecutor(1, thread_name_prefix="hueshift-read") as pool:
@@ -265,7 +183,7 @@ def _decoded(inputs: list[Path], ahead: int) -> Iterator[tuple[Path, np.ndarray 
 
 def _run_many(args, inputs: list[Path], out: Path, created: bool, device, options: SampleOptions,
               state: _ManyState) -> None:
-    batch_size = args.batch_size if _batchable(options) else 1
+    batch_size = args.batch_size if batchable(options) else 1
     model = None
     groups: dict[tuple, list[tuple[Path, np.ndarray, Path]]] = {}  # same-size images waiting for a batch
     held = 0

@@ -30,7 +30,7 @@ Ray is optional (``pip install hueshift[cluster]``) and imported only when ``ray
 
 Modules: :mod:`.inputs` (inputs, output names, shot groups), :mod:`.pieces` (decoding and joining pieces),
 :mod:`.worker` (the worker), :mod:`.backends` (this process or Ray), :mod:`.job` (manifest, scheduling,
-:func:`colorize_many`), :mod:`.command` (the command line).
+:func:`colorize_many`); the command line is :mod:`hueshift_core.cli.many`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``hueshift eval CLIP... --report report.json``: colorize colour clips turned grey, measure against them.
+"""Colorize colour clips turned grey and measure against them (the ``hueshift eval`` command is
+:mod:`hueshift_core.cli.eval`).
 
 For each clip the pipeline sees only its lightness (the clip turned grey), and the output is
 compared frame by frame with the original colours (:class:`~hueshift_core.evaluation.VideoMetrics`):
@@ -10,27 +11,19 @@ Everything streams: two decoders run in step, and no clip is held in memory.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..cli.image import add_model_arguments, sample_options
 from ..errors import HueShiftError, InputError
-from ..model.checkpoint import ColorModel, get_model, resolve_device
-from ..model.sampling import guidance_scale
-from ..outputs import atomic_write_bytes, check_output, same_file
+from ..model.checkpoint import ColorModel
+from ..outputs import same_file
 from ..video import VideoWriter, check_writable, is_grey_video, probe, read_frames
-from ..video.keyframes import KeyframeOptions
-from ..video.pipeline import MODES, PipelineOptions, VideoPipeline
+from ..video.pipeline import PipelineOptions, VideoPipeline
 from .accumulators import VideoMetrics
 
 LABELS = {"output": "hueshift", "truth": "ground_truth", "grey": "grey"}
@@ -149,83 +142,3 @@ def evaluate(clips: list[str | Path], model: ColorModel, options: PipelineOption
     if failed:
         result["failed"] = failed
     return result
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("clips", nargs="+", help="colour video files (or folders of .mp4) used as ground truth")
-    p.add_argument("--report", required=True, help="JSON report to write")
-    add_model_arguments(p)
-    p.add_argument("--mode", choices=MODES, default="keyframes")
-    p.add_argument("--deflicker", type=float, default=0.5)
-    p.add_argument("--warm-start", type=float, default=0.5)
-    p.add_argument("--max-gap", type=int, default=48)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-frames", type=int, default=None)
-    p.add_argument("--save-dir", default=None, help="also write each colorized clip here")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Every clip is tried: a bad one is reported and skipped, the rest are measured, the report lists the
-    failures, and the exit status is 2 if any clip failed."""
-    prefix = "hueshift eval"
-    clips: list[Path] = []
-    for c in args.clips:
-        p = Path(c)
-        if p.is_dir():
-            found = sorted(p.glob("*.mp4"))
-            if not found:
-                raise InputError(f"folder {p} holds no .mp4 clips")
-            clips += found
-        else:
-            clips.append(p)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
-    report_path = Path(args.report)
-    check_output(report_path, inputs=clips, what="report", temp_name=f".{report_path.name}.partial")
-    options = PipelineOptions(
-        mode=args.mode, deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
-        sample=sample_options(args, batch_size=args.batch_size),
-        keyframes=KeyframeOptions(max_gap=args.max_gap))
-    device = resolve_device(args.device)
-    save_dir = Path(args.save_dir) if args.save_dir else None
-    created = False
-    if save_dir is not None:
-        if save_dir.exists() and not save_dir.is_dir():
-            raise InputError(f"--save-dir {save_dir} is a file, not a folder")
-        if not save_dir.exists():
-            try:
-                save_dir.mkdir(parents=True)
-                created = True
-            except OSError as err:
-                raise InputError(f"cannot create --save-dir {save_dir}: {err.strerror or err}") from None
-    try:
-        model = get_model(args.model, device)
-        guidance_scale(model, args.guidance)
-        result = evaluate(clips, model, options, save_dir=save_dir, max_frames=args.max_frames,
-                          log=lambda s: print(s, file=sys.stderr, flush=True),
-                          on_error=None if len(clips) == 1 else
-                          lambda clip, err: print(f"{prefix}: error: {' '.join(str(err).split())}", file=sys.stderr,
-                                                  flush=True))
-    finally:
-        if created:
-            try:
-                save_dir.rmdir()  # only if empty
-            except OSError:
-                pass
-    result["settings"] = {"mode": args.mode, "steps": args.steps, "sampler": args.sampler, "seed": args.seed,
-                          "deflicker": args.deflicker, "warm_start": args.warm_start, "upscale": args.upscale,
-                          "max_gap": args.max_gap, "model": args.model or "default"}
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.device}"
-    atomic_write_bytes(report_path, json.dumps(_clean(result), indent=2).encode(), "report")
-    a, n = result["average"], len(result["clips"])
-    print(f"average over {n} clip(s): dE00 {_f(a['hueshift']['ciede2000'], '.2f')} (grey "
-          f"{_f(a['grey']['ciede2000'], '.2f')}), colourfulness x{_f(a['hueshift']['colourfulness_ratio'], '.2f')}, "
-          f"CDC {_f(a['hueshift']['cdc'], '.5f')} (truth {_f(a['ground_truth']['cdc'], '.5f')}), warp "
-          f"{_f(a['hueshift']['warp_error'], '.5f')} (truth {_f(a['ground_truth']['warp_error'], '.5f')}), "
-          f"{_f(a['fps'], '.2f')} fps -> {report_path}", file=sys.stderr)
-    failed = result.get("failed", {})
-    if failed:
-        print(f"{prefix}: {n} of {len(clips)} clips evaluated; {len(failed)} failed: {', '.join(failed)}",
-              file=sys.stderr)
-        return 2
-    return 0

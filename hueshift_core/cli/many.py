@@ -11,11 +11,12 @@ from pathlib import Path
 import cv2
 import torch
 
+from ..cluster.inputs import MANIFEST
+from ..cluster.job import colorize_many
 from ..errors import InputError
 from ..video.keyframes import KeyframeOptions
 from ..video.pipeline import MODES, PipelineOptions
-from .inputs import MANIFEST
-from .job import colorize_many
+from .options import add_model_arguments, sample_options
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def read_job_hints(path: str) -> list | dict:
 
 # ---- the command line ----------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..cli.image import add_model_arguments
-
     defaults = PipelineOptions()
     p.add_argument("inputs", nargs="+", help="video files, folders (the videos inside, or a frame sequence: a folder "
                    "of images) and glob patterns")
@@ -81,8 +80,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli.image import sample_options
-
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     threads = args.threads or (1 if args.ray else None)
