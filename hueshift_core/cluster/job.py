@@ -68,9 +68,10 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
     many (default: one per GPU, else one per ``threads`` CPUs). ``device``: "auto" = CUDA where there is
     a GPU (on Ray: one GPU per worker), else "cpu". ``group_seconds``: the length of a piece of
     a long video. ``retries``: extra attempts of a task whose worker failed or died. ``force``: redo
-    everything. ``fps``: the frame rate of frame sequences (folders of images). ``progress``: True for a tqdm bar on stderr, or ``callable(done_frames, total_frames)``.
-    ``hints``: the user's colours as JSON hint points (:mod:`hueshift_core.hints`), a list for every input or
-    ``{input stem: list}``; each point's ``frame`` / ``time`` counts in its own video.
+    everything. ``fps``: the frame rate of frame sequences (folders of images). ``progress``: True for a tqdm bar
+    on stderr, or ``callable(done_frames, total_frames)``. ``hints``: the user's colours as JSON hint points
+    (:mod:`hueshift_core.hints`), a list for every input or ``{input stem: list}``; each point's ``frame`` /
+    ``time`` counts in its own video.
     The manifest (``out_dir/hueshift-job.json``) is the result; ``JobResult.ok`` says whether all finished.
     """
     t0 = time.perf_counter()
@@ -93,112 +94,162 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
     except OSError as err:
         raise InputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
     fps = _sequence._check_fps(fps)  # of frame sequences, as `hueshift colorize` takes it
-    settings = _settings(str(model) if model is not None else None, options, group_seconds, fps, hints)
-    mpath = out / MANIFEST
-    manifest = {"version": 1, "settings": settings, "inputs": {}}
-    if mpath.exists() and not force:
-        try:
-            old = json.loads(mpath.read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(f"{mpath} is not a readable job manifest ({err}); delete it or use --force") from None
-        if old.get("settings") != settings:
-            raise InputError(f"{out} holds a job run with other settings (model, options or group length); "
-                             "use another folder, the same options, or --force to redo it")
-        manifest = old
-
-    def save() -> None:
-        manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        atomic_write_bytes(mpath, json.dumps(manifest, indent=1).encode(), "job manifest")
-
-    result = JobResult(manifest)
-    entries = manifest["inputs"]
-    todo: list[str] = []
-    for stem, src in names.items():
-        dst = out / f"{stem}.mp4"
-        e = entries.get(stem)
-        src_abs = str(src.resolve())
-        try:
-            stat = _stat(src)
-        except OSError:
-            stat = None
-        if (e and e.get("state") == "done" and e.get("input") == src_abs and e.get("input_stat") == stat
-                and dst.exists() and not force):
-            result.skipped.append(stem)
-            continue
-        old = e
-        entries[stem] = e = {"input": src_abs, "output": str(dst.resolve()), "input_stat": stat, "state": "pending",
-                             "frames": None, "fps": None, "keyframes": None, "shots": None, "error": None,
-                             "retries": 0, "pieces": None, "scan": None}
-        if old and old.get("input_stat") == stat and old.get("input") == src_abs and not force:
-            e["pieces"], e["scan"] = old.get("pieces"), old.get("scan")  # a long video resumes where it stopped
-        try:
-            info = _sequence.probe_sequence(src, fps) if src.is_dir() else probe(src)
-            _video.check_writable(dst, [src])
-        except HueShiftError as err:
-            e.update(state="failed", error=str(err))
-            result.failed.append(stem)
-            continue
-        e["frames"], e["fps"] = info.frame_count, str(info.fps)
-        e["_info"] = info
-        todo.append(stem)
-    # (inputs of an earlier run of this job that are not named this time stay in the manifest as they are)
-    total = sum(entries[s]["frames"] or 0 for s in todo)
-    infos = {s: entries[s].pop("_info") for s in todo}
-    save()
-    if not todo:
-        result.seconds = time.perf_counter() - t0
-        return result
-
-    finished_frames = [0]
-    running: dict[str, int] = {}
-
-    def local_progress(key: str, n: int) -> None:
-        if key in running:
-            running[key] += n
-        show()
-
     model_arg = str(model) if model is not None else None
-    if ray is None and device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    backend = (LocalBackend(model_arg, options, device, threads, local_progress)
-               if ray is None else RayBackend(ray, model_arg, options, device, threads, workers))
-    bar = None
-    if progress is True:
-        from tqdm import tqdm
+    job = _Job(out, _Manifest.open(out, _settings(model_arg, options, group_seconds, fps, hints), force),
+               options, group_seconds, retries, hints)
+    job.plan(names, fps, force)
+    if job.todo:
+        if ray is None and device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        backend = (LocalBackend(model_arg, options, device, threads, job.local_progress)
+                   if ray is None else RayBackend(ray, model_arg, options, device, threads, workers))
+        job.run(backend, progress)
+    job.result.seconds = time.perf_counter() - t0
+    return job.result
 
-        bar = tqdm(total=total, unit="frame", desc="colorize-many", file=sys.stderr, dynamic_ncols=True)
 
-    def show() -> None:
-        done = finished_frames[0] + sum(running.values())
-        if bar is not None:
-            bar.n = min(done, total)
-            bar.refresh()
-        elif callable(progress):
-            progress(done, total)
+class _Manifest:
+    """The job's record, ``OUT_DIR/hueshift-job.json``: settings and one entry per input, rewritten atomically
+    after every change."""
 
-    group = {s: max(1, round(group_seconds * float(Fraction(entries[s]["fps"])))) for s in todo}
-    parts_root = out / PARTS
-    attempt_no: dict[str, int] = {}
+    def __init__(self, path: Path, data: dict) -> None:
+        self.path, self.data = path, data
 
-    def submit(task: dict) -> None:
-        attempt_no[task["key"]] = attempt_no.get(task["key"], 0) + 1
-        task["attempt_key"] = f"{task['key']}#{attempt_no[task['key']]}"
-        running[task["attempt_key"]] = 0
-        task = {**task, "key": task["attempt_key"], "fps": entries[task["stem"]]["fps"],
-                "hints": _hints_for(hints, task["stem"])}
-        backend.submit(task)
+    @classmethod
+    def open(cls, out: Path, settings: dict, force: bool) -> "_Manifest":
+        """The manifest of ``out``: the earlier run's when its settings are these (not with ``force``), else new."""
+        path = out / MANIFEST
+        data = {"version": 1, "settings": settings, "inputs": {}}
+        if path.exists() and not force:
+            try:
+                old = json.loads(path.read_text())
+            except (OSError, ValueError) as err:
+                raise InputError(f"{path} is not a readable job manifest ({err}); delete it or use --force") from None
+            if old.get("settings") != settings:
+                raise InputError(f"{out} holds a job run with other settings (model, options or group length); "
+                                 "use another folder, the same options, or --force to redo it")
+            data = old
+        return cls(path, data)
 
-    def plan_pieces(stem: str, scan: dict) -> None:
-        e = entries[stem]
-        src = e["input"]
-        pieces = group_shots(scan["starts"], scan["frames"], group[stem])
+    @property
+    def entries(self) -> dict:
+        return self.data["inputs"]
+
+    def save(self) -> None:
+        self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        atomic_write_bytes(self.path, json.dumps(self.data, indent=1).encode(), "job manifest")
+
+
+class _Job:
+    """One run of :func:`colorize_many`: which inputs to do (:meth:`plan`), then tasks on a backend until every
+    input is done or failed (:meth:`run`): whole videos, or a scan of a long one and its pieces, joined at the end."""
+
+    def __init__(self, out: Path, manifest: _Manifest, options: PipelineOptions, group_seconds: float, retries: int,
+                 hints: dict | list | None) -> None:
+        self.out, self.manifest, self.options = out, manifest, options
+        self.entries = manifest.entries
+        self.group_seconds, self.retries, self.hints = group_seconds, retries, hints
+        self.result = JobResult(manifest.data)
+        self.parts_root = out / PARTS
+        self.todo: list[str] = []
+        self.infos: dict = {}
+        self.group: dict[str, int] = {}
+        self.attempt_no: dict[str, int] = {}
+        self.running: dict[str, int] = {}  # attempt key -> frames done so far
+        self.finished = 0  # frames of finished tasks
+        self.total = 0
+        self.backend = None
+        self._show: Callable[[int, int], None] | None = None
+
+    # ---- before the work ---------------------------------------------------------------------------
+    def plan(self, names: dict, fps: Fraction, force: bool) -> None:
+        """An entry per input: skipped when done and unchanged, failed when unreadable, else to do."""
+        for stem, src in names.items():
+            dst = self.out / f"{stem}.mp4"
+            e = self.entries.get(stem)
+            src_abs = str(src.resolve())
+            try:
+                stat = _stat(src)
+            except OSError:
+                stat = None
+            if (e and e.get("state") == "done" and e.get("input") == src_abs and e.get("input_stat") == stat
+                    and dst.exists() and not force):
+                self.result.skipped.append(stem)
+                continue
+            old = e
+            self.entries[stem] = e = {"input": src_abs, "output": str(dst.resolve()), "input_stat": stat,
+                                      "state": "pending", "frames": None, "fps": None, "keyframes": None,
+                                      "shots": None, "error": None, "retries": 0, "pieces": None, "scan": None}
+            if old and old.get("input_stat") == stat and old.get("input") == src_abs and not force:
+                e["pieces"], e["scan"] = old.get("pieces"), old.get("scan")  # a long video resumes where it stopped
+            try:
+                info = _sequence.probe_sequence(src, fps) if src.is_dir() else probe(src)
+                _video.check_writable(dst, [src])
+            except HueShiftError as err:
+                e.update(state="failed", error=str(err))
+                self.result.failed.append(stem)
+                continue
+            e["frames"], e["fps"] = info.frame_count, str(info.fps)
+            self.infos[stem] = info
+            self.todo.append(stem)
+        # (inputs of an earlier run of this job that are not named this time stay in the manifest as they are)
+        self.total = sum(self.entries[s]["frames"] or 0 for s in self.todo)
+        self.group = {s: max(1, round(self.group_seconds * float(Fraction(self.entries[s]["fps"])))) for s in self.todo}
+        self.manifest.save()
+
+    # ---- progress ----------------------------------------------------------------------------------
+    def local_progress(self, key: str, n: int) -> None:
+        if key in self.running:
+            self.running[key] += n
+        self.show()
+
+    def show(self) -> None:
+        if self._show is not None:
+            self._show(self.finished + sum(self.running.values()), self.total)
+
+    # ---- tasks ---------------------------------------------------------------------------------------
+    def submit(self, task: dict) -> None:
+        key = task["key"]
+        self.attempt_no[key] = self.attempt_no.get(key, 0) + 1
+        task["attempt_key"] = f"{key}#{self.attempt_no[key]}"
+        self.running[task["attempt_key"]] = 0
+        self.backend.submit({**task, "key": task["attempt_key"], "fps": self.entries[task["stem"]]["fps"],
+                             "hints": _hints_for(self.hints, task["stem"])})
+
+    def submit_whole(self, stem: str) -> None:
+        e = self.entries[stem]
+        self.submit({"kind": "whole", "key": stem, "stem": stem, "input": e["input"], "output": e["output"]})
+
+    def start(self) -> int:
+        """The first task of every input (a whole video, a scan, or the pieces an earlier scan planned); how many."""
+        pending = 0
+        for stem in self.todo:
+            e, info = self.entries[stem], self.infos[stem]
+            e["state"] = "running"
+            long = (self.options.mode == "keyframes" and not info.variable_rate
+                    and info.frame_count > 2 * self.group[stem])
+            if long and e.get("scan") and e["scan"].get("splittable"):  # scanned in an earlier run
+                self.plan_pieces(stem, e["scan"])
+                pending += sum(p["state"] == "running" for p in e["pieces"])
+            elif long:
+                self.submit({"kind": "scan", "key": f"{stem}:scan", "stem": stem, "input": e["input"]})
+                pending += 1
+            else:
+                self.submit_whole(stem)
+                pending += 1
+        self.manifest.save()
+        return pending
+
+    def plan_pieces(self, stem: str, scan: dict) -> None:
+        """Split a scanned long video into groups of whole shots; submit the pieces not done yet."""
+        e = self.entries[stem]
+        pieces = group_shots(scan["starts"], scan["frames"], self.group[stem])
         start_pts = dict(zip(scan["starts"], scan["start_pts"]))
         old = {(p["first"], p["end"]): p for p in (e.get("pieces") or [])}
-        e["frames"] = scan["frames"]
-        e["shots"] = len(scan["starts"])
+        e["frames"], e["shots"] = scan["frames"], len(scan["starts"])
         e["scan"] = {k: scan[k] for k in ("starts", "start_pts", "frames", "splittable")}
         e["pieces"] = []
-        folder = parts_root / stem
+        folder = self.parts_root / stem
         folder.mkdir(parents=True, exist_ok=True)
         for first, end in pieces:
             path = folder / f"{first:09d}-{end:09d}.mp4"
@@ -206,119 +257,129 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
             p = {"first": first, "end": end, "state": "pending", "keyframes": None, "shots": None, "output": str(path)}
             if prev and prev.get("state") == "done" and path.exists():
                 p.update(state="done", keyframes=prev.get("keyframes"), shots=prev.get("shots"))
-                finished_frames[0] += end - first
+                self.finished += end - first
             e["pieces"].append(p)
         for p in e["pieces"]:
             if p["state"] != "done":
                 p["state"] = "running"
-                submit({"kind": "piece", "key": f"{stem}:{p['first']}", "stem": stem, "input": src,
-                        "output": p["output"], "first": p["first"], "end": p["end"],
-                        "start_pts": start_pts[p["first"]], "stop_pts": start_pts[p["end"]]
-                        if p["end"] < scan["frames"] else None})
+                self.submit({"kind": "piece", "key": f"{stem}:{p['first']}", "stem": stem, "input": e["input"],
+                             "output": p["output"], "first": p["first"], "end": p["end"],
+                             "start_pts": start_pts[p["first"]],
+                             "stop_pts": start_pts[p["end"]] if p["end"] < scan["frames"] else None})
         if all(p["state"] == "done" for p in e["pieces"]):
-            finish_join(stem)
+            self.finish_join(stem)
 
-    def finish_join(stem: str) -> None:
-        e = entries[stem]
+    def finish_join(self, stem: str) -> None:
+        """Join a long video's pieces (no re-encoding; its audio once) into its output."""
+        e = self.entries[stem]
         try:
-            info = infos[stem]
+            info = self.infos[stem]
             n = join_videos([Path(p["output"]) for p in e["pieces"]], Path(e["output"]), Fraction(e["fps"]),
                             Path(e["input"]) if info.has_audio else None)
             if n != e["frames"]:
                 raise VideoError(f"the joined video has {n} frames, its pieces {e['frames']}")
         except HueShiftError as err:
-            e.update(state="failed", error=str(err))
-            result.failed.append(stem)
+            self.fail(stem, str(err))
             return
         e.update(state="done", error=None, keyframes=sum(p["keyframes"] for p in e["pieces"]),
                  shots=sum(p["shots"] for p in e["pieces"]))
-        shutil.rmtree(parts_root / stem, ignore_errors=True)
+        shutil.rmtree(self.parts_root / stem, ignore_errors=True)
         try:
-            parts_root.rmdir()  # when no other video's pieces are left
+            self.parts_root.rmdir()  # when no other video's pieces are left
         except OSError:
             pass
-        result.done.append(stem)
+        self.result.done.append(stem)
 
-    def fail(stem: str, msg: str) -> None:
-        entries[stem].update(state="failed", error=msg)
-        result.failed.append(stem)
+    def fail(self, stem: str, msg: str) -> None:
+        self.entries[stem].update(state="failed", error=msg)
+        self.result.failed.append(stem)
 
-    pending = 0
-    for stem in todo:
-        e = entries[stem]
-        info = infos[stem]
-        e["state"] = "running"
-        long = (options.mode == "keyframes" and not info.variable_rate
-                and info.frame_count > 2 * group[stem])
-        if long and e.get("scan") and e["scan"].get("splittable"):  # scanned in an earlier run
-            plan_pieces(stem, e["scan"])
-            pending += sum(p["state"] == "running" for p in e["pieces"])
-        elif long:
-            submit({"kind": "scan", "key": f"{stem}:scan", "stem": stem, "input": e["input"]})
-            pending += 1
-        else:
-            submit({"kind": "whole", "key": stem, "stem": stem, "input": e["input"], "output": e["output"]})
-            pending += 1
-    save()
-    interrupted = False
-    try:
-        outstanding = pending
-        last_show = 0.0
-        while outstanding:
-            for task, res in backend.wait():
-                outstanding -= 1
-                stem = task["stem"]
-                e = entries[stem]
-                key = task["key"].rsplit("#", 1)[0]
-                running.pop(task["key"], 0)
-                if e["state"] == "failed":
-                    continue
-                if "error" in res:
-                    if res.get("retry") and attempt_no[key] <= retries:
-                        e["retries"] = e.get("retries", 0) + 1
-                        log.warning("%s: %s; retrying (attempt %d of %d)", key, res["error"], attempt_no[key] + 1,
-                                    retries + 1)
-                        submit({k: v for k, v in task.items() if k != "attempt_key"} | {"key": key})
-                        outstanding += 1
-                    else:
-                        fail(stem, res["error"] + (f" (after {attempt_no[key]} attempts)" if res.get("retry") else ""))
-                        for p in e.get("pieces") or []:
-                            if p["state"] == "running":
-                                p["state"] = "pending"
-                    continue
-                if task["kind"] == "whole":
-                    finished_frames[0] += res["frames"]
-                    e.update(state="done", error=None, frames=res["frames"], keyframes=res["keyframes"],
-                             shots=res["shots"], seconds=res["seconds"])
-                    result.done.append(stem)
-                elif task["kind"] == "scan":
-                    if not res["splittable"]:
-                        submit({"kind": "whole", "key": stem, "stem": stem, "input": e["input"], "output": e["output"]})
-                        outstanding += 1
-                        continue
-                    plan_pieces(stem, res)
-                    outstanding += sum(p["state"] == "running" for p in e["pieces"])
-                else:
-                    finished_frames[0] += res["frames"]
-                    p = next(p for p in e["pieces"] if p["first"] == task["first"])
-                    p.update(state="done", keyframes=res["keyframes"], shots=res["shots"])
-                    if all(q["state"] == "done" for q in e["pieces"]):
-                        finish_join(stem)
-                save()
-            if time.monotonic() - last_show > 0.5:
-                prog = backend.progress()
-                for k in list(running):
-                    if k in prog:
-                        running[k] = prog[k]
-                show()
-                last_show = time.monotonic()
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        backend.close(interrupted)
-        for stem in todo:  # what did not finish is pending for the next run; no temporary file is left
-            e = entries[stem]
+    def handle(self, task: dict, res: dict) -> int:
+        """A task's result: record it, retry or fail, submit what follows; how many new tasks were submitted."""
+        stem = task["stem"]
+        e = self.entries[stem]
+        key = task["key"].rsplit("#", 1)[0]
+        self.running.pop(task["key"], 0)
+        if e["state"] == "failed":
+            return 0
+        if "error" in res:
+            if res.get("retry") and self.attempt_no[key] <= self.retries:
+                e["retries"] = e.get("retries", 0) + 1
+                log.warning("%s: %s; retrying (attempt %d of %d)", key, res["error"], self.attempt_no[key] + 1,
+                            self.retries + 1)
+                self.submit({k: v for k, v in task.items() if k != "attempt_key"} | {"key": key})
+                return 1
+            self.fail(stem, res["error"] + (f" (after {self.attempt_no[key]} attempts)" if res.get("retry") else ""))
+            for p in e.get("pieces") or []:
+                if p["state"] == "running":
+                    p["state"] = "pending"
+            return 0
+        if task["kind"] == "whole":
+            self.finished += res["frames"]
+            e.update(state="done", error=None, frames=res["frames"], keyframes=res["keyframes"], shots=res["shots"],
+                     seconds=res["seconds"])
+            self.result.done.append(stem)
+            return 0
+        if task["kind"] == "scan":
+            if not res["splittable"]:
+                self.submit_whole(stem)
+                return 1
+            self.plan_pieces(stem, res)
+            return sum(p["state"] == "running" for p in e["pieces"])
+        self.finished += res["frames"]
+        p = next(p for p in e["pieces"] if p["first"] == task["first"])
+        p.update(state="done", keyframes=res["keyframes"], shots=res["shots"])
+        if all(q["state"] == "done" for q in e["pieces"]):
+            self.finish_join(stem)
+        return 0
+
+    # ---- the run -------------------------------------------------------------------------------------
+    def run(self, backend, progress: bool | Callable[[int, int], None]) -> None:
+        """Every task to its end on ``backend``; whatever happens, what did not finish is left pending."""
+        self.backend = backend
+        bar = None
+        if progress is True:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total, unit="frame", desc="colorize-many", file=sys.stderr, dynamic_ncols=True)
+
+            def show(done: int, total: int) -> None:
+                bar.n = min(done, total)
+                bar.refresh()
+
+            self._show = show
+        elif callable(progress):
+            self._show = progress
+        interrupted = False
+        try:
+            outstanding = self.start()
+            last_show = 0.0
+            while outstanding:
+                for task, res in backend.wait():
+                    outstanding += self.handle(task, res) - 1
+                    self.manifest.save()
+                if time.monotonic() - last_show > 0.5:
+                    prog = backend.progress()
+                    for k in list(self.running):
+                        if k in prog:
+                            self.running[k] = prog[k]
+                    self.show()
+                    last_show = time.monotonic()
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            backend.close(interrupted)
+            self.leave_pending()
+            self.manifest.save()
+            self.show()
+            if bar is not None:
+                bar.close()
+
+    def leave_pending(self) -> None:
+        """What did not finish is pending for the next run; no temporary file is left."""
+        for stem in self.todo:
+            e = self.entries[stem]
             if e["state"] == "running":
                 e["state"] = "pending"
             for p in e.get("pieces") or []:
@@ -329,9 +390,3 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
             tmp = dst.with_name(_video.temp_name(dst))
             tmp.unlink(missing_ok=True)
             tmp.with_name(tmp.name + ".audio" + dst.suffix).unlink(missing_ok=True)
-        save()
-        show()
-        if bar is not None:
-            bar.close()
-    result.seconds = time.perf_counter() - t0
-    return result
