@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
-from .model.color import is_grey, normalize_ab
+from .model.lab import is_grey, normalize_ab
 
 MAX_POINTS = 1000  # hints in one file: more is almost certainly a mistake (use a PNG or a reference)
 DEFAULT_RADIUS = 0.02  # of the short side: a dot about 10 px wide on 480p video

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .errors import InputError
 from .hints import FrameColour, HintPoint, rasterise, reference_from_image, to_working
 from .model.checkpoint import ColorModel, get_model
-from .model.color import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
+from .model.lab import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
 from .model.diffusion import Callback, Sampler
 from .model.sampling import SampleOptions, colour_ab, make_noise, working_size
 from .model.upscale import Upscale, upscale_ab

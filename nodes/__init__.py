@@ -6,7 +6,7 @@ module named ``nodes``.
 
 from __future__ import annotations
 
-from .color import DDPMColorize, LABUpscale
+from .colorize import DDPMColorize, LABUpscale
 from .comfy_compat import ComfyExtension
 from .examples import install_example_inputs
 from .hints import ColourHints, ReferenceFrames

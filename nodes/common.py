@@ -17,7 +17,7 @@ import torch
 from ..hueshift_core import threads
 from ..hueshift_core.errors import InputError, VideoError
 from ..hueshift_core.images import check_frames
-from ..hueshift_core.model.color import is_grey
+from ..hueshift_core.model.lab import is_grey
 from ..hueshift_core.model.sampling import SampleOptions
 from ..hueshift_core.video import staged
 from .comfy_compat import ProgressBar, folder_paths, io, model_management
@@ -56,11 +56,11 @@ def images_to_u8(images: torch.Tensor, name: str = "images") -> np.ndarray:
     """ComfyUI IMAGE ``[B, H, W, C]`` in [0, 1] -> uint8 RGB ``[B, H, W, 3]``, what the video stages read
     (frames loaded from 8-bit video come back exactly). NaN/infinite values and values outside [0, 1] are
     refused with an :class:`InputError` that says what to fix."""
-    return staged.images_to_u8(check_frames(images_to_frames(images, name), name).permute(0, 2, 3, 1))
+    return staged.float_frames_to_u8(check_frames(images_to_frames(images, name), name).permute(0, 2, 3, 1))
 
 
 def colour_note(images: torch.Tensor, node: str) -> str | None:
-    """If the IMAGE batch has colour (:func:`hueshift_core.model.color.is_grey` says no), log that only its
+    """If the IMAGE batch has colour (:func:`hueshift_core.model.lab.is_grey` says no), log that only its
     lightness is used and return that message."""
     # every 8th pixel each way, as the pipeline checks frames: a colour clip shows it there too, and a long
     # IMAGE batch is not converted to LAB whole

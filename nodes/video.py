@@ -7,7 +7,7 @@ import os
 import torch
 
 from ..hueshift_core.errors import HueShiftError, VideoError
-from ..hueshift_core.model.color import to_grey
+from ..hueshift_core.model.lab import to_grey
 from ..hueshift_core.model.diffusion import Sampler
 from ..hueshift_core.model.sampling import SampleOptions
 from ..hueshift_core.model.upscale import Upscale
@@ -15,7 +15,7 @@ from ..hueshift_core.video import probe, read_frames
 from ..hueshift_core.video.files import check_video_io, colorize_video
 from ..hueshift_core.video.keyframes import KeyframeOptions
 from ..hueshift_core.video.pipeline import MODES, PipelineOptions
-from .color import SEED_MAX
+from .colorize import SEED_MAX
 from .comfy_compat import VideoFromFile, io, ui
 from .common import (
     CATEGORY,

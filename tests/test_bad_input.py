@@ -710,7 +710,7 @@ def pack(comfy_standins, tiny_model_path):
     sys.modules[PACK] = module
     try:
         spec.loader.exec_module(module)
-        color = importlib.import_module(f"{PACK}.nodes.color")
+        color = importlib.import_module(f"{PACK}.nodes.colorize")
         errors = importlib.import_module(f"{PACK}.hueshift_core.errors")
         model = importlib.import_module(f"{PACK}.hueshift_core.model.checkpoint").load_model(tiny_model_path)
 

@@ -37,7 +37,7 @@ def test_colorize_image_any_size_and_grey(tiny_model_path, photo):
 
 def test_luminance_is_preserved(tiny_model_path, photo):
     """Only chroma is generated: L of the output equals L of the input (up to gamut clipping)."""
-    from hueshift_core.model.color import rgb_to_lab
+    from hueshift_core.model.lab import rgb_to_lab
     model = get_model(tiny_model_path)
     out = colorize_image(photo, model, options=SampleOptions(steps=2))
     lin = rgb_to_lab(torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255)[:, 0]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hueshift_core.model.checkpoint import get_model
-from hueshift_core.model.color import lab_to_rgb_u8
+from hueshift_core.model.lab import lab_to_rgb_u8
 from hueshift_core.model.sampling import SampleOptions
 from hueshift_core.video.analysis import frame_l
 from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline

@@ -287,7 +287,7 @@ def test_one_image_colorized(tiny_model, nodes, bars):
     (out,), _ = run(nodes["HueShiftLABUpscale"], images=img, chroma=chroma, method="guided")
     assert out.shape == (1, 24, 40, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
     assert 0 <= float(out.min()) and float(out.max()) <= 1
-    color = pack_module("hueshift_core.model.color")
+    color = pack_module("hueshift_core.model.lab")
     l_in = color.rgb_to_l(img.permute(0, 3, 1, 2))
     l_out = color.rgb_to_l(out.permute(0, 3, 1, 2))
     assert (l_in - l_out).abs().mean() < 4  # L kept, up to sRGB gamut clipping of a random model's colours
@@ -338,7 +338,7 @@ def test_the_staged_pipeline(tiny_model, nodes, bars):
     assert torch.equal(steady.ab[0], chroma.ab[0]) and not torch.equal(steady.ab, chroma.ab)  # shot start unfiltered
     (colour,), _ = run(nodes["HueShiftLABUpscale"], images=img, chroma=steady, method="guided")
     assert colour.shape == (6, 32, 48, 3) and colour.dtype == torch.float32
-    color = pack_module("hueshift_core.model.color")
+    color = pack_module("hueshift_core.model.lab")
     l_in, l_out = (color.rgb_to_l(x.permute(0, 3, 1, 2)) for x in (img, colour))
     assert (l_in - l_out).abs().mean() < 4  # lightness kept, up to gamut clipping of a random model's colours
     assert [b.current for b in bars] == [6, 6, 6, 6, 6]  # per frame; DDPM Colorize per sampling step, filled
@@ -350,7 +350,7 @@ def test_deflicker_node_steadies_any_colour_clip(tiny_model, nodes, bars):
     (steady,), _ = run(nodes["HueShiftDeflicker"], images=img, strength=0.5, keyframes=kf)
     assert steady.shape == img.shape and steady.dtype == torch.float32
     assert torch.allclose(steady[0], img[0], atol=2 / 255)  # the first frame of a shot is not filtered
-    color = pack_module("hueshift_core.model.color")
+    color = pack_module("hueshift_core.model.lab")
     l_in, l_out = (color.rgb_to_l(x.permute(0, 3, 1, 2)) for x in (img, steady))
     assert (l_in - l_out).abs().mean() < 1.0  # lightness kept
     (same,), _ = run(nodes["HueShiftDeflicker"], images=img, strength=0.0)  # cuts found from the frames
@@ -377,7 +377,7 @@ def test_staged_graph_gives_the_pipelines_colours_on_a_real_clip(tiny_model, nod
                                                  batch_size=8, working_size=64, keyframes=plan).args[0]
     chroma = nodes["HueShiftPropagate"].execute(images=img, keyframes=plan, chroma=keys, deflicker=0.5).args[0]
     got = nodes["HueShiftLABUpscale"].execute(images=img, chroma=chroma, method="guided").args[0]
-    color = pack_module("hueshift_core.model.color")
+    color = pack_module("hueshift_core.model.lab")
     ab_want = color.rgb_to_lab(torch.from_numpy(want).permute(0, 3, 1, 2).float() / 255.0)[:, 1:]
     ab_got = color.rgb_to_lab(got.permute(0, 3, 1, 2))[:, 1:]
     assert float((ab_want - ab_got).abs().mean()) <= 0.5
@@ -480,8 +480,8 @@ def test_load_video_frames(clip, nodes, bars):
     assert grey.shape == (3, 24, 32, 3) and count == 3 and fps == 6.0
     assert (grey.amax(-1) - grey.amin(-1)).max() < 2 / 255  # grey: equal channels
     ref = torch.nn.functional.interpolate(img[[2, 4, 6]].permute(0, 3, 1, 2), size=(24, 32), mode="area")
-    ref_l = pack_module("hueshift_core.model.color").rgb_to_l(ref)
-    assert (pack_module("hueshift_core.model.color").rgb_to_l(grey.permute(0, 3, 1, 2)) - ref_l).abs().mean() < 1.5
+    ref_l = pack_module("hueshift_core.model.lab").rgb_to_l(ref)
+    assert (pack_module("hueshift_core.model.lab").rgb_to_l(grey.permute(0, 3, 1, 2)) - ref_l).abs().mean() < 1.5
     assert "3 frames, 32x24" in text.value
     with pytest.raises(errors().VideoError, match="no frames after skipping"):
         load.execute(video=clip, path="", frame_cap=0, skip_first=50, every_nth=1, max_size=0, grey=True)
@@ -566,7 +566,7 @@ def test_hint_nodes_make_keyframes_and_the_staged_graph_gives_the_pipelines_colo
         track_threshold=0.0))
     want = np.concatenate(list(core.VideoPipeline(model.model, options, user=user).run(iter([frames]))))
     assert np.array_equal(got_u8, want)
-    lab = pack_module("hueshift_core.model.color").rgb_to_lab(got[:3].permute(0, 3, 1, 2))
+    lab = pack_module("hueshift_core.model.lab").rgb_to_lab(got[:3].permute(0, 3, 1, 2))
     assert float(lab[:, 2].mean()) < -10  # the blue reference, carried to the next frames
     with pytest.raises(errors().InputError, match="not a keyframe"):
         plain = nodes["HueShiftKeyframeSelect"].execute(images=img, max_gap=48, cut_threshold=0.35,

@@ -14,7 +14,7 @@ from test_pipeline import FAST, one_torch_thread, pan, synthetic  # noqa: F401 â
 
 from hueshift_core import colorize_video
 from hueshift_core.model.checkpoint import get_model
-from hueshift_core.model.color import lab_to_rgb_u8
+from hueshift_core.model.lab import lab_to_rgb_u8
 from hueshift_core.model.upscale import Upscale, upscale_ab, upscale_merge_u8
 from hueshift_core.video import read_frames
 from hueshift_core.video.keyframes import KeyframeOptions

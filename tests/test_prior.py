@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from hueshift_core.errors import CheckpointError, InputError
 from hueshift_core.model.checkpoint import ModelInfo, load_model, load_prior, load_state, save_checkpoint
-from hueshift_core.model.color import AB_SCALE
+from hueshift_core.model.lab import AB_SCALE
 from hueshift_core.model.diffusion import Prediction, Schedule
 from hueshift_core.model.prior import ColourPrior, PriorConfig, gamut_bins, rebalance_weights, soft_targets
 from hueshift_core.model.sampling import SampleOptions, colour_ab, prior_ab

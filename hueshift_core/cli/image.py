@@ -17,7 +17,7 @@ from ..errors import HueShiftError, InputError
 from ..hints import FrameColour, check_hints_file, load_user_colours
 from ..images import batchable, colorize_batch, colorize_image, read_image
 from ..model.checkpoint import get_model, resolve_device
-from ..model.color import is_grey
+from ..model.lab import is_grey
 from ..model.sampling import SampleOptions, guidance_scale
 from ..outputs import atomic_write_bytes, check_output
 from .options import add_colour_arguments, add_model_arguments, sample_options

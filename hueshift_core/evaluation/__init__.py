@@ -5,7 +5,7 @@ or frame pairs (numpy ``uint8`` RGB ``[H, W, 3]``, sRGB, 0..255; an output and i
 so a whole video never has to be held in memory: :class:`VideoMetrics` (:mod:`.accumulators`) is fed
 ``(output, truth)`` pairs in display order and gives a :class:`VideoMetricsSummary`. Fidelity (PSNR,
 CIEDE2000) is :mod:`.fidelity`; CIELAB conversion, the grey baseline :func:`grey_like` and Hasler &
-Süsstrunk colourfulness are :mod:`.colour`; the temporal metrics, CDC (Jensen-Shannon divergence of RGB
+Süsstrunk colourfulness are :mod:`.frames`; the temporal metrics, CDC (Jensen-Shannon divergence of RGB
 histograms at gaps 1, 2, 4, as TCVC / ColorMNet) and warp error (Lai et al. 2018, occlusions after Ruder
 et al. 2016, DIS flow on the truth), are :mod:`.temporal`. :mod:`.clips` colorizes colour clips turned
 grey and reports all of it (:func:`evaluate`, ``hueshift eval``). Read CDC and warp error together with
@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 
 from .accumulators import PSNR_CAP, FrameMetrics, VideoMetrics, VideoMetricsSummary, evaluate_video
-from .colour import colourfulness, frame_to_lab, grey_like, lab_to_frame
+from .frames import colourfulness, frame_to_lab, grey_like, lab_to_frame
 from .fidelity import ciede2000, hue_errors, mean_ciede2000, psnr
 from .temporal import (CDC_GAPS, CDCAccumulator, WarpErrorAccumulator, cdc, channel_histograms, dis_flow,
                        js_divergence, occlusion_mask, warp_error, warp_error_pair, warp_frame)

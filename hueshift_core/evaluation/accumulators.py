@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .colour import U8Frame, check_pair, colourfulness, grey_like
+from .frames import U8Frame, check_pair, colourfulness, grey_like
 from .fidelity import mean_ciede2000, psnr
 from .temporal import CDC_GAPS, CDCAccumulator, _TruthMotion, _WarpStream
 

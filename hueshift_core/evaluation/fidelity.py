@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .colour import FloatArray, U8Frame, check_pair, frame_to_lab
+from .frames import FloatArray, U8Frame, check_pair, frame_to_lab
 
 _CHUNK = 1 << 18  # pixels per CIEDE2000 chunk: bounds the temporaries (~1 MB each)
 

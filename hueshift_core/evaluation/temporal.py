@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .colour import FloatArray, U8Frame, check_frame, check_pair
+from .frames import FloatArray, U8Frame, check_frame, check_pair
 
 #: Frame gaps of CDC and their weights, as in the TCVC / ColorMNet evaluation.
 CDC_GAPS: tuple[int, ...] = (1, 2, 4)

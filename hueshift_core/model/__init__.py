@@ -1,6 +1,6 @@
 """The colour model: LAB colour, the network, diffusion, checkpoints, sampling and chroma upscaling.
 
-This sub-package is everything between a normalised L and the colour the model gives it. :mod:`.color`
+This sub-package is everything between a normalised L and the colour the model gives it. :mod:`.lab`
 converts sRGB <-> CIELAB and to and from the model's normalised space (and says what counts as grey);
 :mod:`.unet` is the network (:class:`ColorUNet`, :class:`UNetConfig`); :mod:`.diffusion` the noise
 schedules, the training loss and the samplers (DDIM, DDPM, DPM-Solver++ 2M, classifier-free guidance);
@@ -24,7 +24,7 @@ from .checkpoint import (
                          resolve_model_path,
                          save_checkpoint,
 )
-from .color import is_grey, lab_to_rgb, lab_to_rgb_u8, rgb_to_l, rgb_to_lab, to_grey
+from .lab import is_grey, lab_to_rgb, lab_to_rgb_u8, rgb_to_l, rgb_to_lab, to_grey
 from .diffusion import Prediction, Sampler, Schedule
 from .sampling import SampleOptions, guidance_scale, make_noise, sample_ab, working_size
 from .unet import ColorUNet, UNetConfig, count_parameters

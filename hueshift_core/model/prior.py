@@ -9,7 +9,7 @@ levels where L barely matters. The diffusion sampler is anchored on the prior's 
 
 Shapes and ranges:
 
-* input ``l_norm`` ``[B, 1, H, W]``: normalised L in [-1, 1] (:func:`~.color.normalize_l`), any size of
+* input ``l_norm`` ``[B, 1, H, W]``: normalised L in [-1, 1] (:func:`~.lab.normalize_l`), any size of
   at least 16x16 (padded inside to multiples of 16; the working sizes are 64x112, 64x88, 64x64 ...);
 * optional hints ``hint_ab`` ``[B, 2, H, W]`` (normalised ab, about [-1, 1]) and ``hint_mask``
   ``[B, 1, H, W]`` (1 where a hint is given, else 0); zeros mean "no hints" (Zhang et al. 2017,
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, InputError
-from .color import AB_SCALE
+from .lab import AB_SCALE
 
 BIN_SIZE = 10.0
 AB_RANGE = 110.0

@@ -3,7 +3,7 @@
 Input ``x`` is the noisy normalised ab ``[B, 2, H, W]`` (about [-1, 1] at t=0, unit
 Gaussian at t=T), ``t`` the timestep ``[B]`` (float, 0..T-1), and ``cond`` the
 condition ``[B, 1 + extra_cond_channels, H, W]`` whose first channel is normalised L
-in [-1, 1] (see :mod:`hueshift_core.model.color`). They are concatenated on channels
+in [-1, 1] (see :mod:`hueshift_core.model.lab`). They are concatenated on channels
 (the condition-by-concatenation of SR3 / guided-diffusion's ``SuperResModel``).
 
 Sides of ``H`` and ``W`` must be multiples of ``2 ** (len(channel_mults) - 1)``

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .color import lab_to_rgb
+from .lab import lab_to_rgb
 
 
 class Upscale(str, enum.Enum):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..model.color import (  # is_grey at GREY_THRESHOLD: how the shipped data set was filtered
+from ..model.lab import (  # is_grey at GREY_THRESHOLD: how the shipped data set was filtered
     is_grey,
     normalize_ab,
     normalize_l,

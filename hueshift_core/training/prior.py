@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 from .. import threads
 from ..errors import CheckpointError, HueShiftError, InputError
 from ..model.checkpoint import load_state
-from ..model.color import denormalize_ab, denormalize_l
+from ..model.lab import denormalize_ab, denormalize_l
 from ..model.prior import ColourPrior, PriorConfig, count_parameters, rebalance_weights, soft_targets
 from ..outputs import atomic_output
 from .data import ImageSet, batch_to_model_space
@@ -182,7 +182,7 @@ class PriorTrainer:
 
     @staticmethod
     def _to_u8(l: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
-        from ..model.color import lab_to_rgb
+        from ..model.lab import lab_to_rgb
 
         lab = torch.cat([denormalize_l(l), denormalize_ab(ab)], 1).float().cpu()
         return (lab_to_rgb(lab).permute(0, 2, 3, 1).numpy() * 255.0).round().astype(np.uint8)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..model.color import is_grey
+from ..model.lab import is_grey
 from .data import ImageSet, _decode, _expand, _iter_zip
 
 # ---- scene-level training: mixed sources, aspect-ratio buckets, random scale -------------------

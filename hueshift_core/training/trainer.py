@@ -214,7 +214,7 @@ class Trainer:
         """PNG rows of grey | model (EMA, DDIM) | truth for the first ``n`` held-out images."""
         import cv2
 
-        from ..model.color import denormalize_ab, denormalize_l, lab_to_rgb
+        from ..model.lab import denormalize_ab, denormalize_l, lab_to_rgb
         from ..model.diffusion import Denoiser, sample_ddim, space_timesteps
 
         source = self.val if self.val is not None and len(self.val) else self.data

@@ -5,7 +5,7 @@ Files: :func:`probe` -> :class:`VideoInfo` (:mod:`.probing`); :func:`read_frames
 encodes H.264 into a hidden temporary file renamed into place when complete, so an error or Ctrl-C never
 leaves a half-written video, and can carry over a source's audio (:mod:`.write`, :mod:`.audio`). YUV -> RGB
 uses the stream's own matrix and range (BT.709 / BT.601 / ..., tv / pc), an untagged stream being BT.709 from
-720 lines up and BT.601 below, tv range; output is BT.709, tv range, and tagged so (:mod:`.colour`). Opening
+720 lines up and BT.601 below, tv range; output is BT.709, tv range, and tagged so (:mod:`.yuv`). Opening
 and decoding damaged files is :mod:`.container`; folders and ``%06d`` patterns of images read and written as
 video are :mod:`.sequence`.
 
@@ -20,7 +20,7 @@ one at a time over a whole clip in memory (the ComfyUI stage nodes).
 from __future__ import annotations
 
 from .audio import mux_audio
-from .colour import frame_to_rgb
+from .yuv import frame_to_rgb
 from .container import decode_packets, open_video, video_stream
 from .files import VideoResult, check_video_io, colorize_video
 from .keyframes import KeyframeOptions

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, VideoError
-from ..model.color import GREY_THRESHOLD
+from ..model.lab import GREY_THRESHOLD
 from ..model.sampling import SampleOptions, working_size
 from .propagate import compute_flow, flow_confidence
 

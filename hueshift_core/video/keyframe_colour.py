@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..hints import FrameColour, to_working
 from ..model.checkpoint import ColorModel
-from ..model.color import denormalize_ab, normalize_ab, normalize_l
+from ..model.lab import denormalize_ab, normalize_ab, normalize_l
 from ..model.diffusion import Callback
 from ..model.sampling import SampleOptions, colour_ab, make_noise
 from .analysis import AnalysedFrame, Sizes, StageTimer

@@ -11,7 +11,7 @@ from fractions import Fraction
 import av
 
 from ..errors import VideoError
-from .colour import frame_colour
+from .yuv import frame_colour
 from .container import check_readable, decode_packets, open_video, quarter_turns, truncated_message, video_stream
 
 MAX_PIXELS = 8192 * 8192

@@ -16,8 +16,8 @@ from av.video.reformatter import VideoReformatter
 
 from .. import threads
 from ..errors import InputError, VideoError
-from ..model.color import GREY_THRESHOLD, is_grey
-from .colour import frame_to_rgb
+from ..model.lab import GREY_THRESHOLD, is_grey
+from .yuv import frame_to_rgb
 from .container import check_readable, decode_packets, open_video, truncated_message, video_stream
 from .probing import probe
 

@@ -12,7 +12,7 @@ gives the colours ``VideoPipeline.run`` gives (bit for bit on the CPU). Between 
 :class:`ClipPlan` and chroma tensors, which is what lets a node graph show and change each step.
 
 Frames are uint8 RGB ``[N, H, W, 3]`` numpy arrays (grey or colour; only L is used; see
-:func:`images_to_u8` for float frames). Chroma is CIELAB ab as float32 torch ``[K, 2, h, w]`` on the CPU.
+:func:`float_frames_to_u8` for float frames). Chroma is CIELAB ab as float32 torch ``[K, 2, h, w]`` on the CPU.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class ClipPlan:
                              "connect the same frames to Keyframe Select and here")
 
 
-def images_to_u8(frames: torch.Tensor) -> np.ndarray:
+def float_frames_to_u8(frames: torch.Tensor) -> np.ndarray:
     """Float RGB ``[N, H, W, 3]`` in [0, 1] (ComfyUI's IMAGE layout) -> uint8 RGB ``[N, H, W, 3]``
     (rounded: frames decoded from 8-bit video come back exactly)."""
     return (frames.detach().to("cpu", torch.float32) * 255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()

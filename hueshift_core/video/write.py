@@ -19,7 +19,7 @@ from av.video.reformatter import VideoReformatter
 from ..errors import VideoError
 from ..outputs import check_output
 from .audio import mux_audio
-from .colour import ENCODE_FLAGS
+from .yuv import ENCODE_FLAGS
 from .probing import MAX_PIXELS
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hueshift_core.errors import InputError
-from hueshift_core.model import color
+from hueshift_core.model import lab as color
 
 
 def _random_rgb(n=4, h=16, w=24, seed=0, dtype=torch.float32):

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from ..model.color import SRGB_TO_XYZ, srgb_decode, srgb_encode, to_grey
+from ..model.lab import SRGB_TO_XYZ, srgb_decode, srgb_encode, to_grey
 
 U8Frame = NDArray[np.uint8]
 FloatArray = NDArray[np.floating]
@@ -37,7 +37,7 @@ def check_pair(output: np.ndarray, truth: np.ndarray) -> tuple[U8Frame, U8Frame]
     return output, truth
 
 
-# The sRGB curves and matrix are color.py's (one implementation); the D65 white is the matrix's row sums,
+# The sRGB curves and matrix are model/lab.py's (one implementation); the D65 white is the matrix's row sums,
 # so that R = G = B maps exactly onto a = b = 0 (the same normalisation as OpenCV and kornia).
 _RGB_TO_XYZ = SRGB_TO_XYZ
 _WHITE = _RGB_TO_XYZ.sum(axis=1)
@@ -98,7 +98,7 @@ def grey_like(frame: U8Frame) -> U8Frame:
 
     ``frame``: uint8 ``[H, W, 3]`` sRGB. Returns uint8 ``[H, W, 3]`` with R = G = B (the neutral
     grey of the same lightness): what a colourizer that adds no colour would output. This is
-    :func:`hueshift_core.model.color.to_grey` (the one grey conversion) with the frame checks of this package.
+    :func:`hueshift_core.model.lab.to_grey` (the one grey conversion) with the frame checks of this package.
     """
     return to_grey(check_frame(frame))
 
