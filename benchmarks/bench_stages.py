@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
-from hueshift_core.model.color import lab_to_rgb_u8  # noqa: E402
+from hueshift_core.model.lab import lab_to_rgb_u8  # noqa: E402
 from hueshift_core.model.upscale import upscale_ab, upscale_merge_u8  # noqa: E402
 from hueshift_core.video import read_frames  # noqa: E402
 from hueshift_core.video.analysis import frame_l, half, to_prop  # noqa: E402

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hueshift_core.model.color import lab_to_rgb_u8
+from hueshift_core.model.lab import lab_to_rgb_u8
 from hueshift_core.video import read_frames
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips" / "blackswan.mp4"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hueshift_core.model.color import rgb_to_lab
+from hueshift_core.model.lab import rgb_to_lab
 from hueshift_core.model.sampling import working_size
 from hueshift_core.model.upscale import upscale_ab
 from hueshift_core.video import read_frames

@@ -75,7 +75,18 @@ def model_for(name: str, prior_path: str | None, weights_from: str | None = None
     return get_model(name)
 
 
-def score(outs: list[np.ndarray], imgs: list[np.ndarray], de_grey: list[float], c_truth: list[float]) -> dict:
+def score(outs: list[np.ndarray], imgs: list[np.ndarray], de_grey: list[float], c_truth: list[float],
+          names: list[str] | None = None) -> dict:
+    """The measures over all photos, and (with ``names``) per source (the zip each photo came from)."""
+    if names is not None:
+        sources = sorted({n.split("/", 1)[0] for n in names})
+        by = {src: [i for i, n in enumerate(names) if n.startswith(src + "/")] for src in sources}
+        out = score(outs, imgs, de_grey, c_truth)
+        if len(sources) > 1:
+            out["by_source"] = {src: {"photos": len(ix), **score([outs[i] for i in ix], [imgs[i] for i in ix],
+                                                                 [de_grey[i] for i in ix], [c_truth[i] for i in ix])}
+                                for src, ix in by.items()}
+        return out
     de = [mean_ciede2000(o, t) for o, t in zip(outs, imgs)]
     c_out = [colourfulness(o) for o in outs]
     errs = np.array([hue_errors(o, t) for o, t in zip(outs, imgs)])
@@ -131,7 +142,7 @@ def main() -> None:
         t = time.perf_counter()
         outs = colorize_all(model, imgs, SampleOptions(batch_size=16, **kw))
         run = {"variant": text, "model": Path(model.path).name, **kw, "seconds": round(time.perf_counter() - t, 1),
-               **score(outs, imgs, de_grey, c_truth)}
+               **score(outs, imgs, de_grey, c_truth, names)}
         res["runs"].append(run)
         print(json.dumps(run), flush=True)
         rows.append(strip([outs[i] for i in pick]))

@@ -342,3 +342,39 @@ def painted_hints(rgb: np.ndarray, mask: np.ndarray) -> FrameColour:
     if not m.any():
         raise InputError("the hint mask is empty: mark where the painted hints are")
     return FrameColour(_rgb_to_ab(rgb) * m[..., None], m)
+
+
+@torch.no_grad()
+def spread_hints(ab: torch.Tensor, l_norm: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor, *,
+                 sigma_space: float = 0.2, sigma_l: float = 0.25, floor: float = 0.05,
+                 max_points: int = 1024) -> torch.Tensor:
+    """Edit propagation of the hints' colour (after the network): normalised ab ``[B, 2, h, w]`` -> the same,
+    moved towards each hint where the frame looks like the hint's place.
+
+    The residual ``hint - ab`` at every hinted pixel is spread with a joint bilateral weight — a Gaussian in
+    space (``sigma_space``, a fraction of the short side) times a Gaussian in lightness (``sigma_l``, normalised L
+    units) — and blended in with ``Σw / (Σw + floor)``: at a hint the output takes the hint's colour, on the
+    same surface it follows it, across an edge or far away the network's colour stays. ``l_norm``
+    ``[B, 1, h, w]``, ``hint_mask`` ``[B, 1, h, w]`` (0/1); at most ``max_points`` hinted pixels per image
+    are used (evenly spaced among them)."""
+    b, _, h, w = ab.shape
+    out = ab.clone()
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    pos = torch.stack([ys.reshape(-1), xs.reshape(-1)], 1).to(ab.device)  # [h*w, 2]
+    s2 = 2 * (sigma_space * min(h, w)) ** 2
+    l2 = 2 * sigma_l ** 2
+    for i in range(b):
+        idx = torch.nonzero(hint_mask[i, 0].reshape(-1) > 0.5).squeeze(1)
+        if idx.numel() == 0:
+            continue
+        if idx.numel() > max_points:
+            idx = idx[torch.linspace(0, idx.numel() - 1, max_points).round().long()]
+        l_flat = l_norm[i, 0].reshape(-1).float()
+        res = (hint_ab[i].reshape(2, -1)[:, idx] - ab[i].reshape(2, -1)[:, idx]).float()  # [2, K]
+        d2 = torch.cdist(pos, pos[idx]).square()  # [h*w, K]
+        wts = torch.exp(-d2 / s2 - (l_flat[:, None] - l_flat[idx][None, :]).square() / l2)
+        total = wts.sum(1)
+        corr = (wts @ res.T) / total.clamp_min(1e-8)[:, None]  # [h*w, 2]
+        alpha = (total / (total + floor))[:, None]
+        out[i] = (ab[i].reshape(2, -1).T + alpha * corr).T.reshape(2, h, w).to(ab.dtype)
+    return out.clamp(-1.0, 1.0)

@@ -27,7 +27,9 @@ def main() -> int:
     ap.add_argument("src")
     ap.add_argument("dst")
     ap.add_argument("--guidance", type=float, default=None, help="default: the source's own")
-    ap.add_argument("--prior", default=None, help="a colour-prior training export (best.safetensors) to ship beside")
+    ap.add_argument("--prior", default=None,
+                    help="a colour prior to ship beside: a training export (best.safetensors) or a training state "
+                         "(last.safetensors: its EMA weights)")
     ap.add_argument("--temperature", type=float, default=None, help="the prior's temperature (default: its own)")
     ap.add_argument("--balance", type=float, default=None,
                     help="share of the prior's class rebalancing undone at decoding, 0-1 (default: the export's own)")
@@ -47,8 +49,20 @@ def main() -> int:
     info = dataclasses.replace(model.info, guidance=args.guidance, provenance=prov)
     prior_kw = {}
     if args.prior:
-        prior, temperature = load_prior(args.prior)
-        _, meta = load_state(args.prior)
+        tensors, meta = load_state(args.prior)
+        if meta.get("hueshift.training_state") == "prior-1":  # a training state: ship its EMA with its weights
+            from hueshift_core.model.prior import ColourPrior, PriorConfig
+
+            prior = ColourPrior(PriorConfig.from_json(meta["prior_config"])).eval()
+            sd = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+            sd["log_weights"] = tensors["weights"].float().log()
+            prior.load_state_dict(sd)
+            temperature = 0.38
+            meta = {"hueshift.prior_provenance": json.dumps({**json.loads(meta.get("provenance", "{}")),
+                    "steps": int(meta["step"]), "crops_seen": int(meta["crops_seen"]),
+                    "train_hours": round(float(meta["seconds"]) / 3600, 3)})}
+        else:
+            prior, temperature = load_prior(args.prior)
         if args.weights_from:
             with torch.no_grad():
                 prior.log_weights.copy_(load_state(args.weights_from)[0]["weights"].float().log())

@@ -9,6 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from hueshift_core.errors import InputError
 from hueshift_core.hints import (
@@ -177,7 +178,8 @@ def test_video_hints_become_keyframes_and_carry(prior_model, tmp_path):
     pipe = VideoPipeline(prior_model, PipelineOptions(deflicker=0.0, overlap=False), user=user)
     out = np.concatenate(list(pipe.run(iter([rgb[:6], rgb[6:]]))))
     lab = cv2.cvtColor(out.reshape(-1, 136, 3), cv2.COLOR_RGB2LAB).reshape(12, 72, 136, 3).astype(int) - 128
-    assert lab[0, ..., 2].mean() < -20 and lab[3, ..., 2].mean() < -15  # blue at the reference, and carried
+    assert lab[0, ..., 2].mean() < -20 and lab[1, ..., 2].mean() < -15  # blue at the reference, and carried
+    assert lab[6, 30:42, 60:76, 1].mean() > 15  # red at the hint on frame 6, which took over
     assert pipe.stats.keyframes >= 2  # frame 6 was made a keyframe
     plain = VideoPipeline(prior_model, PipelineOptions(deflicker=0.0, overlap=False))
     list(plain.run(iter([rgb])))
@@ -225,3 +227,22 @@ def test_cli_video_hints_colorize_and_colorize_many(tmp_path):
     r = _cli("colorize", clip, "-o", tmp_path / "late.mp4", "--hints", tmp_path / "late.json", "--no-progress")
     assert r.returncode == 2 and "past the end" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "late.mp4").exists()
+
+
+def test_spread_hints_follows_surfaces_and_keeps_the_rest():
+    """A hint's colour reaches its own surface (same lightness), much less across an edge, nothing far away."""
+    from hueshift_core.hints import spread_hints
+
+    h, w = 64, 112
+    l = torch.full((1, 1, h, w), -0.5)
+    l[..., 40:] = 0.6  # two surfaces: dark on the left, light on the right
+    ab = torch.zeros(1, 2, h, w)
+    hint, mask = torch.zeros(1, 2, h, w), torch.zeros(1, 1, h, w)
+    hint[:, 0, 30, 30], mask[:, :, 30, 30] = 0.5, 1.0
+    out = spread_hints(ab, l, hint, mask)
+    assert abs(float(out[0, 0, 30, 30]) - 0.5) < 0.03  # at the hint: the hint's colour
+    same, across = float(out[0, 0, 30, 22]), float(out[0, 0, 30, 44])  # 8 px away on each side
+    assert same > 0.3 and across < 0.5 * same
+    far = spread_hints(ab, l, hint, mask, sigma_space=0.05)
+    assert float(far[0, 0, 30, 100].abs()) < 1e-3
+    assert torch.equal(spread_hints(ab, l, hint, torch.zeros_like(mask)), ab)  # no hints: unchanged

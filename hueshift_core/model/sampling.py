@@ -185,7 +185,9 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
              hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None) -> torch.Tensor:
     """The colour prior's normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]`` (one pass,
     deterministic), at ``options.temperature`` (None: the model's) and scaled by ``options.chroma``.
-    ``hint_ab`` ``[B, 2, h, w]`` (normalised) with ``hint_mask`` ``[B, 1, h, w]`` (0/1): user colours."""
+    ``hint_ab`` ``[B, 2, h, w]`` (normalised) with ``hint_mask`` ``[B, 1, h, w]`` (0/1): user colours, given to
+    the network's hint channels and then spread over the surfaces they sit on
+    (:func:`hueshift_core.hints.spread_hints`)."""
     if model.prior is None:
         raise InputError(f"model {Path(model.path).name or '(in memory)'} has no colour prior (hueshift-v3 and "
                          "later have one): use the default model")
@@ -196,6 +198,10 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
         hint_ab, hint_mask = hint_ab.to(dev, torch.float32), hint_mask.to(dev, torch.float32)
     b = model.prior_balance if options.balance is None else float(options.balance)
     ab = model.prior.predict(l, hint_ab, hint_mask, temperature=t, balance=b) * float(options.chroma)
+    if hint_ab is not None and hint_mask is not None and bool((hint_mask > 0).any()):
+        from ..hints import spread_hints  # the hints' colour, spread along surfaces of like lightness
+
+        ab = spread_hints(ab, l, hint_ab, hint_mask)
     return ab.clamp(-1.0, 1.0)
 
 
