@@ -21,6 +21,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         f"diffusion sampling re-noised from it that far (more varied colours; default {d.variety:g})")
     p.add_argument("--temperature", type=float, default=None,
                    help="colour prior temperature: lower = bolder, more decided colours (default: the model's own)")
+    p.add_argument("--balance", type=float, default=None,
+                   help="colour prior: how much of its training's bias towards rare, vivid colours to undo, 0-1 "
+                        "(higher = safer, greyer colour; default: the model's own)")
     p.add_argument("--chroma", type=float, default=d.chroma,
                    help=f"scale the colour prior's saturation (default {d.chroma:g})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"diffusion sampling steps (default {d.steps})")
@@ -53,4 +56,4 @@ def sample_options(args: argparse.Namespace, **more) -> SampleOptions:
     """The :class:`SampleOptions` the options of :func:`add_model_arguments` ask for (``more``: the rest)."""
     return SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, guidance=args.guidance,
                          guidance_interval=tuple(args.guidance_interval), variety=args.variety,
-                         temperature=args.temperature, chroma=args.chroma, **more)
+                         temperature=args.temperature, chroma=args.chroma, balance=args.balance, **more)
