@@ -87,10 +87,11 @@ def scenes(model, args, out: Path) -> dict:
     return res
 
 
-def clip_run(model, frames: np.ndarray, user) -> tuple[dict, list[np.ndarray]]:
+def clip_run(model, grey: np.ndarray, truth: np.ndarray, user) -> tuple[dict, list[np.ndarray]]:
+    """The pipeline on the grey frames (with the user's colours), measured against the truth."""
     pipe = VideoPipeline(model, PipelineOptions(overlap=False), user=user)
-    outs = list(np.concatenate(list(pipe.run(iter([frames])))))
-    return evaluate_video(outs, list(frames))["output"].as_dict(), outs
+    outs = list(np.concatenate(list(pipe.run(iter([grey])))))
+    return evaluate_video(outs, list(truth))["output"].as_dict(), outs
 
 
 def clips(model, args) -> dict:
@@ -105,7 +106,7 @@ def clips(model, args) -> dict:
         for name, user in (("auto", None), ("reference", user_colours(h, w, references={0: frames[0]})),
                            ("hints5", user_colours(h, w, hints=truth_points(frames[0], 5, np.random.default_rng(5),
                                                                            frame=0)))):
-            m, _ = clip_run(model, grey, user)
+            m, _ = clip_run(model, grey, frames, user)
             row[name] = {k: m[k] for k in ("ciede2000", "colourfulness_ratio", "cdc", "warp_error")}
         print(json.dumps(row), flush=True)
         res.append(row)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..hints import FrameColour, to_working
+from ..hints import FrameColour, spread_hints, to_working
 from ..model.checkpoint import ColorModel
 from ..model.lab import denormalize_ab, normalize_ab, normalize_l
 from ..model.diffusion import Callback
@@ -94,10 +94,13 @@ class KeyframeColorizer:
         self._gen = shot_generator(self.options.seed, self.first_frame + frame.index)
 
     def sample(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None,
-               hints: FrameColour | None = None) -> torch.Tensor:
+               hints: FrameColour | None = None, conf: list[np.ndarray] | None = None) -> torch.Tensor:
         """uint8 L ``[h, w]`` at the propagation resolution (K frames) -> CIELAB ab ``[K, 2, *work]`` float32
         on the CPU. ``init`` (colour carried in, ab ``[h, w, 2]`` each) warm-starts the sampler when
-        ``warm_start < 1`` (models without a colour prior). ``hints``: the user's colours for these frames."""
+        ``warm_start < 1`` (models without a colour prior); with a colour prior and ``conf`` (its chained
+        confidence), the carried colour where it still tracks is spread over the surfaces it sits on
+        (:func:`~hueshift_core.hints.spread_hints`), so content that lost track near them keeps their colour.
+        ``hints``: the user's colours for these frames."""
         o, work = self.options, self.sizes.work
         l = torch.from_numpy(np.stack(l_props)).float()[:, None] / 2.55
         l_work = normalize_l(F.interpolate(l, size=work, mode="area"))
@@ -118,6 +121,11 @@ class KeyframeColorizer:
             ab = colour_ab(self.model, l_work, o, generator=self._gen, init_ab=init_ab,
                            strength=self.warm_start if warm else 1.0, noise=noise, callback=self.callback,
                            hint_ab=hint_ab, hint_mask=hint_mask)
+        if init is not None and conf is not None and hints is None and self.model.prior is not None:
+            carried = normalize_ab(F.interpolate(torch.from_numpy(np.stack(init)).permute(0, 3, 1, 2), size=work,
+                                                 mode="area"))
+            tracked = F.interpolate(torch.from_numpy(np.stack(conf))[:, None], size=work, mode="area") > 0.5
+            ab = spread_hints(ab.float().cpu(), l_work, carried, tracked.float())
         self.stats.device = str(ab.device)
         self.last = denormalize_ab(ab.float().cpu())
         return self.last
@@ -128,7 +136,7 @@ class KeyframeColorizer:
         Records each keyframe's chroma and, with ``init``, its jump from the carried colour. With a colour
         prior, a later keyframe keeps the carried colour where it tracks: ``conf * carried + (1 - conf) * new``
         (not for hinted frames: the user's colour takes over)."""
-        out = to_prop(self.sample(l_props, init, hints), self.sizes.prop)
+        out = to_prop(self.sample(l_props, init, hints, conf), self.sizes.prop)
         if init is not None and hints is None and self.model.prior is not None and conf is not None:
             out = [(c[..., None] * old + (1.0 - c[..., None]) * new).astype(np.float32)
                    for new, old, c in zip(out, init, conf)]
