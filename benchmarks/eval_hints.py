@@ -69,22 +69,28 @@ def scenes(model, args, out: Path) -> dict:
         runs.append(run)
         print(json.dumps(run), flush=True)
     res = {"photos": len(imgs), "held_out": args.held_out, "ciede2000_grey": float(de_grey.mean()), "runs": runs}
+    plot(res, out)
+    return res
+
+
+def plot(res: dict, out: Path) -> None:
+    """``hints-scenes.png``: ΔE00 / grey's against the number of hints (needs matplotlib)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(4.6, 3.2))
-        ax.plot([r["hints"] for r in runs], [r["ciede2000_ratio_to_grey"] for r in runs], "o-")
-        ax.axhline(1.0, color="#888", lw=0.8)
-        ax.set(xlabel="hints drawn from the truth", ylabel="ΔE00 / grey's", xscale="symlog",
-               title=f"{len(imgs)} held-out scene photos")
-        ax.set_xticks(COUNTS, [str(c) for c in COUNTS])
-        fig.tight_layout()
-        fig.savefig(out / "hints-scenes.png", dpi=110)
     except ImportError:
-        pass
-    return res
+        print("matplotlib is not installed: no plot", flush=True)
+        return
+    runs = res["runs"]
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    ax.plot([r["hints"] for r in runs], [r["ciede2000_ratio_to_grey"] for r in runs], "o-")
+    ax.axhline(1.0, color="#888", lw=0.8)
+    ax.set(xlabel="hints drawn from the truth", ylabel="ΔE00 / grey's", xscale="symlog",
+           title=f"{res['photos']} held-out scene photos")
+    ax.set_xticks(COUNTS, [str(c) for c in COUNTS])
+    fig.tight_layout()
+    fig.savefig(out / "hints-scenes.png", dpi=110)
 
 
 def clip_run(model, grey: np.ndarray, truth: np.ndarray, user) -> tuple[dict, list[np.ndarray]]:
@@ -121,6 +127,7 @@ def main() -> None:
     ap.add_argument("--clips", default=str(CLIPS))
     ap.add_argument("--max-frames", type=int, default=48)
     ap.add_argument("--skip", choices=["scenes", "clips"], default=None)
+    ap.add_argument("--plot-only", action="store_true", help="redraw hints-scenes.png from OUT/hints-scenes.json")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default="docs/eval/hints")
     args = ap.parse_args()
@@ -129,6 +136,9 @@ def main() -> None:
     torch.manual_seed(0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.plot_only:
+        plot(json.loads((out / "hints-scenes.json").read_text()), out)
+        return
     model = get_model(args.model)
     meta = {"model": Path(model.path).name, "machine": machine("cpu"),
             "command": "python benchmarks/eval_hints.py " + " ".join(
