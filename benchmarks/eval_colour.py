@@ -56,15 +56,11 @@ def model_for(name: str, prior_path: str | None, weights_from: str | None = None
         if not prior_path:
             raise SystemExit("variant 'prior' needs --prior PATH")
         m = load_model(weights / "hueshift-v2.safetensors")
-        tensors, meta = load_state(prior_path)
-        if meta.get("hueshift.training_state") == "prior-1":  # a training state: its EMA, with its weights
-            from hueshift_core.model.prior import ColourPrior, PriorConfig
+        if load_state(prior_path)[1].get("hueshift.training_state") == "prior-1":  # a training state: its EMA
+            from hueshift_core.training.prior import prior_from_state
 
-            m.prior = ColourPrior(PriorConfig.from_json(meta["prior_config"])).eval()
-            sd = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-            sd["log_weights"] = tensors["weights"].float().log()
-            m.prior.load_state_dict(sd)
-            m.path = f"{Path(prior_path).parent.name}/{Path(prior_path).name}@{meta['step']}"
+            m.prior, prov = prior_from_state(prior_path)
+            m.path = f"{Path(prior_path).parent.name}/{Path(prior_path).name}@{prov['steps']}"
             return m
         m.prior, m.prior_temperature = load_prior(prior_path)
         if weights_from:  # an export from before the prior kept its rebalancing weights

@@ -51,16 +51,11 @@ def main() -> int:
     if args.prior:
         tensors, meta = load_state(args.prior)
         if meta.get("hueshift.training_state") == "prior-1":  # a training state: ship its EMA with its weights
-            from hueshift_core.model.prior import ColourPrior, PriorConfig
+            from hueshift_core.training.prior import prior_from_state
 
-            prior = ColourPrior(PriorConfig.from_json(meta["prior_config"])).eval()
-            sd = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-            sd["log_weights"] = tensors["weights"].float().log()
-            prior.load_state_dict(sd)
+            prior, state_prov = prior_from_state(args.prior)
             temperature = 0.38
-            meta = {"hueshift.prior_provenance": json.dumps({**json.loads(meta.get("provenance", "{}")),
-                    "steps": int(meta["step"]), "crops_seen": int(meta["crops_seen"]),
-                    "train_hours": round(float(meta["seconds"]) / 3600, 3)})}
+            meta = {"hueshift.prior_provenance": json.dumps(state_prov)}
         else:
             prior, temperature = load_prior(args.prior)
         if args.weights_from:

@@ -356,3 +356,19 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def prior_from_state(path: str | Path) -> tuple[ColourPrior, dict]:
+    """A training state's EMA network, with its rebalancing weights, in eval mode, and the state's counters
+    (``steps``, ``crops_seen``, ``train_hours``) merged into its provenance: what ``scripts/ship_model.py`` ships and
+    ``benchmarks/eval_colour.py`` evaluates before shipping."""
+    tensors, meta = load_state(path)
+    if meta.get("hueshift.training_state") != "prior-1":
+        raise CheckpointError(f"{path} is not a colour-prior training state")
+    net = ColourPrior(PriorConfig.from_json(meta["prior_config"])).eval()
+    sd = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    sd["log_weights"] = tensors["weights"].float().log()
+    net.load_state_dict(sd)
+    prov = {**json.loads(meta.get("provenance", "{}")), "steps": int(meta["step"]),
+            "crops_seen": int(meta["crops_seen"]), "train_hours": round(float(meta["seconds"]) / 3600, 3)}
+    return net, prov
