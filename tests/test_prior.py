@@ -199,6 +199,12 @@ def test_training_runs_checkpoints_and_resumes_exactly(tmp_path):
     assert c.step == 5 and c.warm_from == 5 and c._lr() < c.lr
     for (k, pb), pc in zip(b.ema.state_dict().items(), c.ema.state_dict().values()):
         torch.testing.assert_close(pb, pc, msg=k)
+    from hueshift_core.training.prior import prior_from_state  # what ship_model.py ships from a state
+
+    shipped, prov = prior_from_state(tmp_path / "compact.safetensors")
+    assert prov["steps"] == 5 and prov["crops_seen"] == 20
+    torch.testing.assert_close(shipped.log_weights, b.weights.log())
+    torch.testing.assert_close(shipped.head.weight, b.ema.head.weight)
     m = b.validate()
     assert set(m) >= {"ciede2000", "ciede2000_grey", "colourfulness_ratio", "wrong_hue", "lost_colour"}
     b.export(tmp_path / "best.safetensors")
