@@ -34,17 +34,16 @@ FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}  # a
 # ultrafast is cheaper still but more than doubles the size.
 X264_PRESET = "superfast"
 # The encoder's thread count, the same everywhere: x264's bitstream depends on its thread count, so a count that
-# followed --threads (or a Ray worker's one thread) made the decoded frames of one input differ by about 1.7
-# levels a pixel between runs (blackswan, --threads 1 against 2; the frames before encoding were equal).
+# followed --threads (or a Ray worker's one thread) made the decoded frames of one input differ between runs
+# (tests/test_cluster.py::test_same_frames_split_or_whole_and_on_any_thread_count).
 ENCODER_THREADS = 4
 
 
 def x264_qp(crf: int) -> int:
     """libx264 runs at a constant quantiser, not crf: crf's rate control carries state from frame to frame, so
-    a film cut into pieces encoded apart (``colorize-many``) decoded about 1.3 levels a pixel away from one
-    encode of the whole (three development clips cut together); at a constant quantiser the pieces join to
-    the same frames. ``crf + 4`` gave the size and PSNR of crf at 18 on those clips (5.58 against 5.76 MB,
-    39.04 against 38.95 dB); 0 stays lossless."""
+    a film cut into pieces encoded apart (``colorize-many``) decoded differently from one encode of the whole;
+    at a constant quantiser the pieces join to the same frames (tests/test_cluster.py). ``crf + 4`` is about
+    crf's size at 18 on the development clips (a one-off check, no committed figure); 0 stays lossless."""
     return 0 if crf == 0 else min(51, crf + 4)
 
 
