@@ -188,6 +188,7 @@ def _run_many(args, inputs: list[Path], out: Path, created: bool, device, option
     groups: dict[tuple, list[tuple[Path, np.ndarray, Path]]] = {}  # same-size images waiting for a batch
     held = 0
     writes: deque = deque()
+    hints_by_size: dict[tuple, object] = {}  # the hints file is read and drawn once per image size
 
     def settle(limit: int) -> None:  # wait for written files until at most `limit` are in flight
         while len(writes) > limit:
@@ -208,7 +209,10 @@ def _run_many(args, inputs: list[Path], out: Path, created: bool, device, option
         images = [img for _, img, _ in group]
         hints = None
         if args.hints:  # the same hints on every image, at each image's size
-            hints = load_user_colours(args.hints, None, *images[0].shape[:2], video=False).get(0)
+            size = images[0].shape[:2]
+            if size not in hints_by_size:
+                hints_by_size[size] = load_user_colours(args.hints, None, *size, video=False).get(0)
+            hints = hints_by_size[size]
         rgbs = colorize_batch(images, model, options, args.upscale, hints)
         for (src, _, dst), rgb in zip(group, rgbs):
             writes.append((src, dst, writer.submit(write_image, dst, rgb)))
