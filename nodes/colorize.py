@@ -40,8 +40,9 @@ class DDPMColorize(io.ComfyNode):
             node_id="HueShiftDDPMColorize",
             display_name="HueShift DDPM Colorize",
             category=CATEGORY,
-            description="Samples colour (LAB chroma at the working resolution) with the diffusion model: for the "
-                        "keyframes when a keyframe plan is connected, else for every frame independently.",
+            description="Colour (LAB chroma at the working resolution) from the model: its colour prior, and at "
+                        "variety > 0 diffusion sampling around it; for the keyframes when a keyframe plan is "
+                        "connected, else for every frame independently. Takes your hints.",
             inputs=[
                 io.Image.Input("images", tooltip="Grey frames (a colour input is turned grey first: only its "
                                                  "lightness is used)."),
