@@ -225,6 +225,52 @@ def parse_reference_arg(text: str) -> tuple[Path, int]:
     return Path(path), int(frame)
 
 
+REFERENCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def reference_folder(folder: str | Path) -> dict[str, dict[int, Path]]:
+    """A folder of reference frames for many videos -> {video stem: {frame index: image path}}. Each image
+    is named after the video it colours: ``<stem>.png`` for its frame 0, ``<stem>@<frame>.png`` for another
+    frame (any of :data:`REFERENCE_SUFFIXES`). Every image is read here and a grey or unreadable one refused,
+    before any work; the aspect ratio is checked against each video (:func:`check_reference_image`)."""
+    from .images import read_image
+
+    d = Path(folder)
+    if not d.is_dir():
+        raise InputError(f"reference folder not found: {d} (give a folder of <video stem>[@frame].png images)"
+                         if not d.exists() else f"{d} is a file: give a folder of <video stem>[@frame].png images")
+    out: dict[str, dict[int, Path]] = {}
+    for p in sorted(d.iterdir()):
+        if not p.is_file() or p.suffix.lower() not in REFERENCE_SUFFIXES:
+            continue
+        stem, frame = parse_reference_arg(p.stem)
+        stem = str(stem)
+        if frame in out.get(stem, {}):
+            raise InputError(f"{out[stem][frame].name} and {p.name} both give frame {frame} of {stem!r}: keep one")
+        img = read_image(p)
+        if img.ndim != 3 or is_grey(img):
+            raise InputError(f"reference {p.name} is grey: a reference gives the frame's colour, so it must be "
+                             "a colour image")
+        out.setdefault(stem, {})[frame] = p
+    if not out:
+        raise InputError(f"reference folder {d} holds no images ({', '.join(REFERENCE_SUFFIXES[:3])}, ...) named "
+                         "<video stem>[@frame]")
+    return out
+
+
+def check_reference_image(path: str | Path, frame: int, height: int, width: int, num_frames: int | None) -> None:
+    """Refuse a reference (an image file for ``frame``) that does not fit a video of ``height`` x ``width``
+    and ``num_frames`` frames: another aspect ratio, or a frame past the end."""
+    from .images import read_image
+
+    p = Path(path)
+    img = read_image(p)
+    _check_aspect(img.shape[0], img.shape[1], height, width, f"reference {p.name}")
+    if frame < 0 or (num_frames is not None and frame >= num_frames):
+        raise InputError(f"reference {p.name} is for frame {frame}, but the video has frames 0 to {(num_frames or 1) - 1}"
+                         ": fix the @FRAME in its name")
+
+
 def to_working(colour: FrameColour, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """A frame's colour -> the colour prior's hint inputs at the working ``size`` (h, w): normalised ab
     ``[1, 2, h, w]`` and mask ``[1, 1, h, w]`` (1 where a hint touches the working pixel)."""

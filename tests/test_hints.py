@@ -228,6 +228,29 @@ def test_cli_video_hints_colorize_and_colorize_many(tmp_path):
     assert r.returncode == 2 and "past the end" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "late.mp4").exists()
 
+    # colorize-many --reference FOLDER: <stem>.png gives the video's frame 0 its colour (a blue-tinted frame here)
+    first = next(iter(read_frames(str(clip), 1)))[0]
+    lab = cv2.cvtColor(first, cv2.COLOR_RGB2LAB)
+    lab[..., 1], lab[..., 2] = 128, 80  # every pixel blue, the frame's own lightness
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    blue_bgr = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+    cv2.imwrite(str(refs / "hueshift_example.png"), blue_bgr)
+    r = _cli("colorize-many", clip, "-o", tmp_path / "ref", "--reference", refs, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    f = next(iter(read_frames(str(tmp_path / "ref" / "hueshift_example.mp4"), 1)))[0]
+    assert (cv2.cvtColor(f, cv2.COLOR_RGB2LAB).astype(int) - 128)[..., 2].mean() < -25
+    # a reference named after no input, a grey one, one of another aspect: one line each, exit 2, no video
+    for name, img, match in (("other_clip.png", blue_bgr, "name no input"),
+                             ("hueshift_example@3.png", cv2.cvtColor(first, cv2.COLOR_RGB2GRAY), "is grey"),
+                             ("hueshift_example@3.png", blue_bgr[:, :blue_bgr.shape[1] // 2], "aspect ratio")):
+        bad = tmp_path / f"bad-{match.replace(' ', '-')}"
+        bad.mkdir()
+        cv2.imwrite(str(bad / name), img)
+        r = _cli("colorize-many", clip, "-o", bad / "out", "--reference", bad, "--no-progress")
+        assert r.returncode == 2 and match in r.stderr, r.stderr
+        assert not list((bad / "out").glob("*.mp4")) if (bad / "out").exists() else True
+
 
 def test_spread_hints_follows_surfaces_and_keeps_the_rest():
     """A hint's colour reaches its own surface (same lightness), much less across an edge, nothing far away."""

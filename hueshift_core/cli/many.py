@@ -14,6 +14,7 @@ import torch
 from ..cluster.inputs import MANIFEST
 from ..cluster.job import colorize_many
 from ..errors import InputError
+from ..hints import reference_folder
 from ..video.keyframes import KeyframeOptions
 from ..video.pipeline import MODES, PipelineOptions
 from .options import add_model_arguments, sample_options
@@ -74,6 +75,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hints", default=None, metavar="FILE",
                    help="colour hints (JSON, as for `hueshift colorize`): a list for every input, or an object "
                         "{\"<input stem>\": [...]} per input; frames and times count in each video")
+    p.add_argument("--reference", default=None, metavar="FOLDER",
+                   help="reference frames: a folder of colour images named after the videos they colour, "
+                        "<stem>.png for frame 0 or <stem>@<frame>.png for another frame (any image type); each "
+                        "gives that frame its colour and carries it through the shot, as `hueshift colorize "
+                        "--reference` does")
     p.add_argument("--fps", type=Fraction, default=Fraction(24),
                    help="frame rate of frame sequences (folders of images), e.g. 24 or 24000/1001 (default 24)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -93,9 +99,11 @@ def run(args: argparse.Namespace) -> int:
         deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
     )
     hints = read_job_hints(args.hints) if args.hints else None
+    references = reference_folder(args.reference) if args.reference else None
     res = colorize_many(args.inputs, args.output, args.model, options, ray=args.ray, workers=args.workers,
                         threads=threads, device=args.device, group_seconds=args.group_seconds, retries=args.retries,
-                        force=args.force, fps=args.fps, progress=not args.no_progress, hints=hints)
+                        force=args.force, fps=args.fps, progress=not args.no_progress, hints=hints,
+                        references=references)
     entries = res.manifest["inputs"]
     for stem, e in entries.items():
         if e["state"] == "failed":

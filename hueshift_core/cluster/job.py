@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import torch
 
 from .. import video as _video
 from ..errors import HueShiftError, InputError, VideoError
+from ..hints import check_reference_image
 from ..model.checkpoint import resolve_model_path
 from ..outputs import atomic_write_bytes
 from ..video import probe
@@ -34,12 +35,27 @@ log = logging.getLogger(__name__)
 
 # ---- the job -------------------------------------------------------------------------------------
 def _settings(model: str | None, options: PipelineOptions, group_seconds: float, fps: Fraction,
-              hints: dict | list | None = None) -> dict:
+              hints: dict | list | None = None, references: dict | None = None) -> dict:
     o = dataclasses.asdict(options)
     out = {"model": str(resolve_model_path(model).resolve()), "options": json.loads(json.dumps(o, default=str)),
            "group_seconds": group_seconds, "sequence_fps": str(fps)}
     if hints:
         out["hints"] = hints
+    if references:
+        out["references"] = references
+    return out
+
+
+def _reference_paths(references: dict | None) -> dict[str, dict[str, str]]:
+    """``{stem: {frame: image path}}`` as JSON (absolute paths, frame keys as strings): for the manifest and tasks."""
+    out: dict[str, dict[str, str]] = {}
+    for stem, frames in (references or {}).items():
+        if not isinstance(frames, Mapping):
+            raise InputError(f"references for {stem!r} must map frame indices to image paths")
+        for frame, path in frames.items():
+            if not str(frame).lstrip("-").isdigit() or int(frame) < 0:
+                raise InputError(f"reference {path} for {stem!r}: the frame must be an index from 0, got {frame!r}")
+            out.setdefault(str(stem), {})[str(int(frame))] = str(Path(path).resolve())
     return out
 
 
@@ -60,7 +76,8 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
                   options: PipelineOptions = PipelineOptions(), *, ray: str | None = None, workers: int | None = None,
                   threads: int | None = None, device: str = "auto", group_seconds: float = 60.0, retries: int = 2,
                   force: bool = False, fps: Fraction | float = Fraction(24),
-                  progress: bool | Callable[[int, int], None] = False, hints: dict | list | None = None) -> JobResult:
+                  progress: bool | Callable[[int, int], None] = False, hints: dict | list | None = None,
+                  references: dict | None = None) -> JobResult:
     """Colorize every video of ``inputs`` (files, folders, glob patterns) into ``out_dir/<stem>.mp4``.
 
     ``ray``: None = in this process; "auto" = a local Ray on this machine; else the address of a Ray
@@ -71,7 +88,9 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
     everything. ``fps``: the frame rate of frame sequences (folders of images). ``progress``: True for a tqdm bar
     on stderr, or ``callable(done_frames, total_frames)``. ``hints``: the user's colours as JSON hint points
     (:mod:`hueshift_core.hints`), a list for every input or ``{input stem: list}``; each point's ``frame`` /
-    ``time`` counts in its own video.
+    ``time`` counts in its own video. ``references``: ``{input stem: {frame index: colour image path}}``
+    (:func:`hueshift_core.hints.reference_folder` reads a folder of ``<stem>[@frame].png``); a stem that names
+    no input is refused, a reference of another aspect ratio or past the end fails its input before any work.
     The manifest (``out_dir/hueshift-job.json``) is the result; ``JobResult.ok`` says whether all finished.
     """
     t0 = time.perf_counter()
@@ -89,14 +108,19 @@ def colorize_many(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, m
         raise InputError(f"{out} is a file; -o must be a folder (it is created if missing)")
     paths = expand_inputs(inputs)
     names = output_names(paths, out)
+    refs = _reference_paths(references)
+    unknown = sorted(set(refs) - set(names))
+    if unknown:
+        raise InputError(f"references name no input: {', '.join(unknown)} (a reference is named after its video's "
+                         f"stem; the inputs are {', '.join(sorted(names)[:8])}{' ...' if len(names) > 8 else ''})")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
     fps = _sequence._check_fps(fps)  # of frame sequences, as `hueshift colorize` takes it
     model_arg = str(model) if model is not None else None
-    job = _Job(out, _Manifest.open(out, _settings(model_arg, options, group_seconds, fps, hints), force),
-               options, group_seconds, retries, hints)
+    job = _Job(out, _Manifest.open(out, _settings(model_arg, options, group_seconds, fps, hints, refs),
+                                          force), options, group_seconds, retries, hints, refs)
     job.plan(names, fps, force)
     if job.todo:
         if ray is None and device == "auto":
@@ -145,10 +169,10 @@ class _Job:
     input is done or failed (:meth:`run`): whole videos, or a scan of a long one and its pieces, joined at the end."""
 
     def __init__(self, out: Path, manifest: _Manifest, options: PipelineOptions, group_seconds: float, retries: int,
-                 hints: dict | list | None) -> None:
+                 hints: dict | list | None, references: dict[str, dict[str, str]]) -> None:
         self.out, self.manifest, self.options = out, manifest, options
         self.entries = manifest.entries
-        self.group_seconds, self.retries, self.hints = group_seconds, retries, hints
+        self.group_seconds, self.retries, self.hints, self.references = group_seconds, retries, hints, references
         self.result = JobResult(manifest.data)
         self.parts_root = out / PARTS
         self.todo: list[str] = []
@@ -185,6 +209,8 @@ class _Job:
             try:
                 info = _sequence.probe_sequence(src, fps) if src.is_dir() else probe(src)
                 _video.check_writable(dst, [src])
+                for frame, path in self.references.get(stem, {}).items():
+                    check_reference_image(path, int(frame), info.height, info.width, info.frame_count or None)
             except HueShiftError as err:
                 e.update(state="failed", error=str(err))
                 self.result.failed.append(stem)
@@ -214,7 +240,8 @@ class _Job:
         task["attempt_key"] = f"{key}#{self.attempt_no[key]}"
         self.running[task["attempt_key"]] = 0
         self.backend.submit({**task, "key": task["attempt_key"], "fps": self.entries[task["stem"]]["fps"],
-                             "hints": _hints_for(self.hints, task["stem"])})
+                             "hints": _hints_for(self.hints, task["stem"]),
+                             "references": self.references.get(task["stem"])})
 
     def submit_whole(self, stem: str) -> None:
         e = self.entries[stem]

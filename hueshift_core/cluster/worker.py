@@ -14,11 +14,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import cv2
+import numpy as np
 import torch
 
 from .. import video as _video
 from ..errors import HueShiftError, VideoError
 from ..hints import points_from_json, user_colours
+from ..images import read_image
 from ..model.checkpoint import get_model
 from ..video import VideoWriter, probe
 from ..video import sequence as _sequence
@@ -96,7 +98,7 @@ class Worker:
             return self._piece({**task, "first": 0, "end": None, "start_pts": 0, "stop_pts": None}, report)
         points = points_from_json(task["hints"], f"hints for {Path(task['input']).name}") if task.get("hints") else None
         res = colorize_video(task["input"], dst, self.model, self.options, device=self.device, progress=report,
-                             hints=points)
+                             hints=points, references=_references(task))
         return {"frames": res.frames, "keyframes": res.keyframes, "shots": res.shots, "fps": str(res.fps)}
 
     def _scan(self, task: dict) -> dict:
@@ -121,9 +123,10 @@ class Worker:
             frames = frames_with_pts(task["input"], task["start_pts"], task["stop_pts"])
         end = info.frame_count if end is None else end
         user = None
-        if task.get("hints"):  # frame indices count in the whole video; the pipeline takes its piece's share
+        if task.get("hints") or task.get("references"):  # frames count in the whole video; the pipeline takes its piece's share
+            points = points_from_json(task["hints"], f"hints for {Path(task['input']).name}") if task.get("hints") else None
             user = user_colours(info.height, info.width, fps=float(info.fps), num_frames=info.frame_count or None,
-                                hints=points_from_json(task["hints"], f"hints for {Path(task['input']).name}"))
+                                hints=points, references=_references(task))
         pipe = VideoPipeline(self.model, self.options, first_frame=first, user=user)
         seen: list = []
         with VideoWriter(dst, info.width, info.height, info.fps, keyframes=pipe.shot_starts) as writer:
@@ -149,3 +152,9 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return not self.failed and all(e["state"] == "done" for e in self.manifest["inputs"].values())
+
+
+def _references(task: dict) -> dict[int, np.ndarray] | None:
+    """A task's reference frames, ``{frame: image path}`` (JSON), read: {frame index: uint8 RGB}."""
+    refs = task.get("references")
+    return {int(frame): read_image(Path(path)) for frame, path in refs.items()} if refs else None
