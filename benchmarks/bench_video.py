@@ -1,7 +1,7 @@
 """End-to-end video speed on real clips: frames per second end to end and per stage, keyframe jumps.
 
     python benchmarks/bench_video.py [CLIPS_DIR_OR_FILES...] [--mode keyframes|per-frame] [--device cpu]
-        [--model PATH] [--steps N] [--sampler S] [--warm-start S] [--no-share-noise] [--deflicker S] [--upscale guided|bicubic]
+        [--model PATH] [--short-side 64] [--steps N] [--sampler S] [--warm-start S] [--no-share-noise] [--deflicker S] [--upscale guided|bicubic]
         [--max-frames N] [--json out.json]
 
 Default clips: ../shared/data/clips (854x480, 24 fps). Each clip is colorized once, decode to
@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--sampler", default=SampleOptions.sampler.value,
                     help=f"ddim, ddpm or dpmpp_2m (default {SampleOptions.sampler.value})")
     ap.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's own)")
+    ap.add_argument("--short-side", type=int, default=SampleOptions.short_side, help="working resolution (short side)")
     ap.add_argument("--warm-start", type=float, default=PipelineOptions.warm_start)
     ap.add_argument("--no-share-noise", action="store_true")
     ap.add_argument("--deflicker", type=float, default=PipelineOptions.deflicker)
@@ -73,7 +74,8 @@ def main() -> None:
     if not files:
         sys.exit(f"no clips found in {args.clips}")
     model = get_model(args.model, args.device)
-    opts = PipelineOptions(mode=args.mode, sample=SampleOptions(steps=args.steps, sampler=args.sampler, guidance=args.guidance), warm_start=args.warm_start,
+    opts = PipelineOptions(mode=args.mode, sample=SampleOptions(steps=args.steps, sampler=args.sampler, guidance=args.guidance,
+                                                                    short_side=args.short_side), warm_start=args.warm_start,
                            share_noise=not args.no_share_noise, deflicker=args.deflicker, upscale=args.upscale,
                            overlap=not args.no_overlap)
     where = machine(args.device)
@@ -112,7 +114,8 @@ def main() -> None:
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS") if k in os.environ)
     summary = {"machine": where, "command": " ".join([*([env] if env else []), "python", sys.argv[0], *sys.argv[1:]]),
                "load_average": [round(load_before, 2), round(load_after, 2)], "threads": n_threads,
-               "options": {"mode": args.mode, "steps": args.steps, "sampler": args.sampler, "guidance": args.guidance, "warm_start": args.warm_start,
+               "options": {"mode": args.mode, "steps": args.steps, "sampler": args.sampler, "guidance": args.guidance,
+                           "short_side": args.short_side, "warm_start": args.warm_start,
                            "share_noise": not args.no_share_noise, "deflicker": args.deflicker,
                            "upscale": args.upscale, "overlap": not args.no_overlap,
                            "model": args.model or "shipped default"},

@@ -5,11 +5,12 @@ error kinds of issue 19 (wrong hue, lost colour) beside CIEDE2000 and colourfuln
         --variants v2 default default:variety=0.3 default:temperature=0.3,chroma=1.1 \
         [--prior runs/prior/best.safetensors] --name scenes-v3 --out docs/model
 
-Variants are ``MODEL[:key=value,...]``: MODEL is ``default`` (the shipped model), ``v1``, ``v2``, ``v3``
+Variants are ``MODEL[:key=value,...]``: MODEL is ``default`` (the shipped model), ``v1`` to ``v4``
 (the files in ``hueshift_core/weights``), ``prior`` (hueshift-v2's UNet with the colour prior of
-``--prior``: a training export, to try a checkpoint before shipping it) or a path; keys are
-:class:`~hueshift_core.model.sampling.SampleOptions` fields (variety, temperature, chroma, steps, sampler,
-guidance). Each photo (long side at most ``--max-side``) is turned grey, colorized at its own size and
+``--prior``: a training export or state, to try a checkpoint before shipping it) or a path; keys are
+:class:`~hueshift_core.model.sampling.SampleOptions` fields (variety, temperature, chroma, balance, steps,
+sampler, guidance) and the model's ``prior_hue`` (annealed | mean) and ``prior_side`` (the short side the
+prior looks at). Each photo (long side at most ``--max-side``) is turned grey, colorized at its own size and
 compared with the original. Writes ``NAME.json`` and ``NAME.jpg`` (rows: grey | each variant | truth).
 """
 
@@ -50,7 +51,7 @@ def model_for(name: str, prior_path: str | None, weights_from: str | None = None
     weights = ROOT / "hueshift_core" / "weights"
     if name == "default":
         return get_model(None)
-    if name in ("v1", "v2", "v3"):
+    if name in ("v1", "v2", "v3", "v4"):
         return get_model(weights / f"hueshift-{name}.safetensors")
     if name == "prior":
         if not prior_path:
@@ -135,9 +136,18 @@ def main() -> None:
     for text in args.variants:
         name, kw = parse_variant(text)
         model = model_for(name, args.prior, args.prior_weights)
+        over = {k: kw.pop(k) for k in ("prior_hue", "prior_side") if k in kw}  # the model's prior decoding
+        saved = {k: getattr(model, k) for k in over}  # (the default model is cached: put its own back after)
+        for k, v in over.items():
+            setattr(model, k, int(v) if k == "prior_side" else v)
         t = time.perf_counter()
-        outs = colorize_all(model, imgs, SampleOptions(batch_size=16, **kw))
-        run = {"variant": text, "model": Path(model.path).name, **kw, "seconds": round(time.perf_counter() - t, 1),
+        try:
+            outs = colorize_all(model, imgs, SampleOptions(batch_size=16, **kw))
+        finally:
+            for k, v in saved.items():
+                setattr(model, k, v)
+        run = {"variant": text, "model": Path(model.path).name, **kw, **over,
+               "seconds": round(time.perf_counter() - t, 1),
                **score(outs, imgs, de_grey, c_truth, names)}
         res["runs"].append(run)
         print(json.dumps(run), flush=True)

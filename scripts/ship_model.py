@@ -5,6 +5,9 @@ and (hueshift-v3 on) the colour prior the sampling is anchored on.
         --guidance 2.0 --note "chosen by benchmarks/eval_photos.py sweep on held-out scenes"
     python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
         hueshift_core/weights/hueshift-v3.safetensors --prior runs/prior/best.safetensors --temperature 0.38
+    python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
+        hueshift_core/weights/hueshift-v4.safetensors --prior runs/prior/last.safetensors --balance 0.65 \
+        --hue mean --prior-side 96
 
 The guidance scale goes into the metadata (``hueshift.guidance``): it is what ``--guidance``
 defaults to for this model. Refused for a model not trained with L dropped (no unconditional mode).
@@ -20,6 +23,7 @@ import sys
 import torch
 
 from hueshift_core.model.checkpoint import load_model, load_prior, load_state, save_checkpoint
+from hueshift_core.model.prior import PRIOR_HUES
 
 
 def main() -> int:
@@ -33,6 +37,10 @@ def main() -> int:
     ap.add_argument("--temperature", type=float, default=None, help="the prior's temperature (default: its own)")
     ap.add_argument("--balance", type=float, default=None,
                     help="share of the prior's class rebalancing undone at decoding, 0-1 (default: the export's own)")
+    ap.add_argument("--hue", choices=PRIOR_HUES, default=None,
+                    help="how the prior's decoding picks the hue (default: the source's own, 'annealed' before v4)")
+    ap.add_argument("--prior-side", type=int, default=None,
+                    help="short side of the L the prior looks at (default: the source's own, 64 before v4)")
     ap.add_argument("--weights-from", default=None, metavar="STATE",
                     help="the prior's training state (last.safetensors), for its rebalancing weights when the "
                          "export lacks them")
@@ -64,10 +72,12 @@ def main() -> int:
         prior_prov = dict(json.loads(meta.get("hueshift.prior_provenance", "{}")), shipped_from=args.prior)
         balance = float(meta.get("hueshift.prior_balance", "0")) if args.balance is None else args.balance
         prior_kw = dict(prior=prior, prior_temperature=args.temperature or temperature, prior_provenance=prior_prov,
-                        prior_balance=balance)
+                        prior_balance=balance, prior_hue=args.hue or meta.get("hueshift.prior_hue", "annealed"),
+                        prior_side=args.prior_side or int(meta.get("hueshift.prior_side", "64")))
     elif model.prior is not None:
         prior_kw = dict(prior=model.prior, prior_temperature=args.temperature or model.prior_temperature,
-                        prior_balance=model.prior_balance if args.balance is None else args.balance)
+                        prior_balance=model.prior_balance if args.balance is None else args.balance,
+                        prior_hue=args.hue or model.prior_hue, prior_side=args.prior_side or model.prior_side)
     save_checkpoint(args.dst, model.net.state_dict(), info, dtype=torch.float16, **prior_kw)
     print(f"wrote {args.dst}: guidance {args.guidance}, {prov.get('steps')} steps"
           + (f"; colour prior from {args.prior}" if args.prior else ""))

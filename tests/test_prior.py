@@ -82,6 +82,57 @@ def test_lower_temperature_gives_bolder_colour():
     assert chroma[0] < chroma[1] < chroma[2]
 
 
+def test_hue_of_the_mean_keeps_the_annealed_chroma():
+    """decode(hue="mean"): the calibrated mean's hue, the annealed mean's chroma; a patch torn between two hues
+    takes the hue between them, not the (slightly) likelier one."""
+    net = _tiny_prior()
+    c = net.bins * AB_SCALE
+    red = ((c - torch.tensor([50.0, 20.0])) ** 2).sum(1)
+    blue = ((c - torch.tensor([20.0, -50.0])) ** 2).sum(1)
+    logits = torch.logsumexp(torch.stack([-red / 200, -blue / 200 - 0.1]), 0)[None, :, None, None]
+    ann, hm = net.decode(logits, 0.38), net.decode(logits, 0.38, hue="mean")
+    mean = net.decode(logits, 1.0, balance=1.0)
+    torch.testing.assert_close(hm.norm(dim=1), ann.norm(dim=1))
+    torch.testing.assert_close(hm / hm.norm(dim=1, keepdim=True), mean / mean.norm(dim=1, keepdim=True))
+    angle = lambda ab: math.degrees(math.atan2(float(ab[0, 1]), float(ab[0, 0])))  # noqa: E731
+    assert angle(ann) > angle(hm) > -68  # the annealed mean leans to red (22 deg); the mean's hue lies between
+    with pytest.raises(InputError, match="hue"):
+        net.decode(logits, hue="mode")
+
+
+def test_prior_size_looks_closer_but_never_upsamples(prior_model_path):
+    from hueshift_core.model.sampling import prior_size
+
+    model = load_model(prior_model_path)
+    assert model.prior_side == 64 and model.prior_hue == "annealed"  # files without the fields: as shipped before
+    assert prior_size(model, (64, 112), (480, 854)) == (64, 112)
+    model.prior_side = 96
+    assert prior_size(model, (64, 112), (480, 854)) == (96, 168)
+    assert prior_size(model, (64, 112), (72, 128)) == (72, 128)  # a small source: no more than its own pixels
+    assert prior_size(model, (64, 64), (64, 64)) == (64, 64)
+    l_work, l_big = torch.rand(1, 1, 64, 112) * 2 - 1, torch.rand(1, 1, 96, 168) * 2 - 1
+    a = prior_ab(model, l_work, l_prior=l_big)  # the prior looks at l_big, its colour comes at the working size
+    assert a.shape == (1, 2, 64, 112)
+    expect = model.prior.predict(l_big, temperature=model.prior_temperature, size=(64, 112))
+    torch.testing.assert_close(a, expect.clamp(-1, 1))
+
+
+def test_prior_decoding_settings_ship_in_the_file(prior_model_path, tmp_path):
+    from safetensors.torch import save_file
+
+    model = load_model(prior_model_path)
+    save_checkpoint(tmp_path / "v.safetensors", model.net.state_dict(), model.info, prior=model.prior,
+                    prior_temperature=0.4, prior_balance=0.6, prior_hue="mean", prior_side=96)
+    m = load_model(tmp_path / "v.safetensors")
+    assert (m.prior_temperature, m.prior_balance, m.prior_hue, m.prior_side) == (0.4, 0.6, "mean", 96)
+    tensors, meta = load_state(tmp_path / "v.safetensors")
+    for key, value, match in (("hueshift.prior_hue", "mode", "hue"), ("hueshift.prior_side", "100", "side"),
+                              ("hueshift.prior_side", "x", "colour-prior metadata")):
+        save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})
+        with pytest.raises(CheckpointError, match=match):
+            load_model(tmp_path / "bad.safetensors")
+
+
 def test_soft_targets_and_rebalancing():
     bins = torch.from_numpy(gamut_bins()) / AB_SCALE
     ab = torch.tensor([[40.0, -30.0], [0.0, 0.0]]).T.reshape(1, 2, 1, 2) / AB_SCALE

@@ -38,6 +38,7 @@ from .lab import AB_SCALE
 
 BIN_SIZE = 10.0
 AB_RANGE = 110.0
+PRIOR_HUES = ("annealed", "mean")  # how ColourPrior.decode picks the hue (see there)
 
 
 @lru_cache(maxsize=None)
@@ -172,30 +173,45 @@ class ColourPrior(nn.Module):
         return self.head(y)[:, :, :(h + 3) // 4, :(w + 3) // 4]
 
     def decode(self, logits: torch.Tensor, temperature: float = 0.38, size: tuple[int, int] | None = None,
-               balance: float = 0.0) -> torch.Tensor:
+               balance: float = 0.0, hue: str = "annealed") -> torch.Tensor:
         """Annealed mean of logits ``[B, Q, h, w]`` -> normalised ab ``[B, 2, h, w]`` (or at ``size``,
         bilinear). ``temperature`` 1 is the mean, towards 0 the mode (more saturated). ``balance`` in [0, 1]
         undoes that share of the training's class rebalancing (1: the calibrated distribution, fewer bold
-        mistakes; 0: as trained, favouring rare, vivid colours)."""
+        mistakes; 0: as trained, favouring rare, vivid colours). ``hue``: "annealed" takes the annealed mean as
+        it is; "mean" keeps its chroma but turns it to the hue of the calibrated mean (temperature 1,
+        balance 1: the least-squares colour), which is less often the wrong hue where the network is torn
+        between two (docs/model-card.md measures both)."""
         if not 0.01 <= temperature <= 2.0:
             raise InputError(f"prior temperature must be in [0.01, 2], got {temperature}")
         if not 0.0 <= balance <= 1.0:
             raise InputError(f"prior balance must be in [0, 1], got {balance}")
+        if hue not in PRIOR_HUES:
+            raise InputError(f"prior hue must be one of {PRIOR_HUES}, got {hue!r}")
         logits = logits.float()
-        if balance:
-            logits = logits - balance * self.log_weights.float()[None, :, None, None]
-        p = torch.softmax(logits / temperature, dim=1)
-        ab = torch.einsum("bqhw,qc->bchw", p, self.bins.float())
+        ab = self._annealed(logits, temperature, balance)
+        if hue == "mean":
+            mean = self._annealed(logits, 1.0, 1.0)
+            norm = mean.norm(dim=1, keepdim=True)
+            # the mean's direction with the annealed chroma; a near-grey mean (under 2 CIELAB units) fades it out
+            ab = mean / norm.clamp_min(2.0 / AB_SCALE) * ab.norm(dim=1, keepdim=True)
         if size is not None and tuple(ab.shape[-2:]) != tuple(size):
             ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
         return ab
 
+    def _annealed(self, logits: torch.Tensor, temperature: float, balance: float) -> torch.Tensor:
+        if balance:
+            logits = logits - balance * self.log_weights.float()[None, :, None, None]
+        p = torch.softmax(logits / temperature, dim=1)
+        return torch.einsum("bqhw,qc->bchw", p, self.bins.float())
+
     @torch.no_grad()
     def predict(self, l_norm: torch.Tensor, hint_ab: torch.Tensor | None = None,
-                hint_mask: torch.Tensor | None = None, temperature: float = 0.38, balance: float = 0.0) -> torch.Tensor:
-        """Normalised L ``[B, 1, H, W]`` -> normalised ab ``[B, 2, H, W]`` (one pass, no sampling)."""
+                hint_mask: torch.Tensor | None = None, temperature: float = 0.38, balance: float = 0.0,
+                hue: str = "annealed", size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Normalised L ``[B, 1, H, W]`` -> normalised ab ``[B, 2, H, W]`` (or at ``size``; one pass, no sampling)."""
         logits = self(l_norm, hint_ab, hint_mask)
-        return self.decode(logits, temperature, size=tuple(l_norm.shape[-2:]), balance=balance).to(l_norm.dtype)
+        return self.decode(logits, temperature, size=size or tuple(l_norm.shape[-2:]), balance=balance,
+                           hue=hue).to(l_norm.dtype)
 
 
 def soft_targets(ab_norm: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0, k: int = 5) -> torch.Tensor:
