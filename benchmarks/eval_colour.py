@@ -43,7 +43,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     kw: dict = {}
     for item in filter(None, rest.split(",")):
         k, v = item.split("=")
-        kw[k] = float(v) if k in FLOATS else (int(v) if k in ("steps", "seed") else v)
+        kw[k] = float(v) if k in FLOATS else (int(v) if k in ("steps", "seed", "prior_side") else v)
     return name, kw
 
 

@@ -40,7 +40,8 @@ def main() -> int:
     ap.add_argument("--hue", choices=PRIOR_HUES, default=None,
                     help="how the prior's decoding picks the hue (default: the source's own, 'annealed' before v4)")
     ap.add_argument("--prior-side", type=int, default=None,
-                    help="short side of the L the prior looks at (default: the source's own, 64 before v4)")
+                    help="short side of the prior's closer look at L, beside the working size's (default: the source's own; "
+                         "64 = none, as before v4)")
     ap.add_argument("--weights-from", default=None, metavar="STATE",
                     help="the prior's training state (last.safetensors), for its rebalancing weights when the "
                          "export lacks them")

@@ -100,7 +100,7 @@ def test_hue_of_the_mean_keeps_the_annealed_chroma():
         net.decode(logits, hue="mode")
 
 
-def test_prior_size_looks_closer_but_never_upsamples(prior_model_path):
+def test_the_prior_takes_a_closer_look_but_never_upsamples(prior_model_path):
     from hueshift_core.model.sampling import prior_size
 
     model = load_model(prior_model_path)
@@ -111,10 +111,12 @@ def test_prior_size_looks_closer_but_never_upsamples(prior_model_path):
     assert prior_size(model, (64, 112), (72, 128)) == (72, 128)  # a small source: no more than its own pixels
     assert prior_size(model, (64, 64), (64, 64)) == (64, 64)
     l_work, l_big = torch.rand(1, 1, 64, 112) * 2 - 1, torch.rand(1, 1, 96, 168) * 2 - 1
-    a = prior_ab(model, l_work, l_prior=l_big)  # the prior looks at l_big, its colour comes at the working size
+    a = prior_ab(model, l_work, l_prior=l_big)  # both looks, the distributions averaged, at the working size
     assert a.shape == (1, 2, 64, 112)
-    expect = model.prior.predict(l_big, temperature=model.prior_temperature, size=(64, 112))
-    torch.testing.assert_close(a, expect.clamp(-1, 1))
+    net = model.prior
+    both = (net(l_work) + F.interpolate(net(l_big), size=(16, 28), mode="bilinear", align_corners=False)) / 2
+    torch.testing.assert_close(a, net.decode(both, model.prior_temperature, size=(64, 112)).clamp(-1, 1))
+    assert not torch.allclose(a, prior_ab(model, l_work))
 
 
 def test_prior_decoding_settings_ship_in_the_file(prior_model_path, tmp_path):

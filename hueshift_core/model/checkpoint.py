@@ -11,7 +11,7 @@ The header metadata (string -> string) holds everything a loader needs:
 * ``hueshift.prior_config``, ``hueshift.prior_temperature``, ``hueshift.prior_balance``,
   ``hueshift.prior_provenance`` (optional, hueshift-v3 on): a colour prior (:mod:`.prior`) stored in the same
   file, its tensors under ``prior.``; ``hueshift.prior_hue`` and ``hueshift.prior_side`` (hueshift-v4 on; absent:
-  "annealed" and 64) say how it is decoded and at which short side it looks at L.
+  "annealed" and 64) say how it is decoded and the short side of its closer look at L.
 
 Every failure is a :class:`CheckpointError` with a one-line message naming the problem.
 """
@@ -63,7 +63,7 @@ class ColorModel:
     prior_temperature: float = 0.38  # the annealed-mean temperature the prior was shipped with
     prior_balance: float = 0.0  # the share of its class rebalancing undone at decoding, as shipped
     prior_hue: str = "annealed"  # how its decoding picks the hue (ColourPrior.decode), as shipped
-    prior_side: int = 64  # the short side of the L it looks at (never above the source's; its colour is resized)
+    prior_side: int = 64  # the short side of its closer look at L (sampling.prior_ab); 64 = the working size only
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:

@@ -183,9 +183,9 @@ def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 8, sample
 
 @torch.no_grad()
 def prior_size(model: ColorModel, work: tuple[int, int], source: tuple[int, int]) -> tuple[int, int]:
-    """(h, w) of the L the colour prior looks at, for a working size ``work`` and frames of ``source`` (h, w):
-    short side ``model.prior_side`` (hueshift-v4: 96), never above the source's own (upsampled L has no detail
-    to see) nor below the working size's; the aspect of ``work``, multiples of 8."""
+    """(h, w) of the prior's closer look (:func:`prior_ab`) for a working size ``work`` and frames of ``source``
+    (h, w): short side ``model.prior_side`` (hueshift-v4: 96), never above the source's own (upsampled L has no
+    detail to see); the aspect of ``work``, multiples of 8. Equal to ``work`` when there is nothing closer to see."""
     side = max(min(int(model.prior_side), min(source)), min(work))
     if side == min(work):
         return tuple(work)
@@ -196,10 +196,13 @@ def prior_size(model: ColorModel, work: tuple[int, int], source: tuple[int, int]
 def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = SampleOptions(), *,
              hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None,
              l_prior: torch.Tensor | None = None) -> torch.Tensor:
-    """The colour prior's normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]`` (one pass,
-    deterministic), at ``options.temperature`` (None: the model's) and scaled by ``options.chroma``.
-    ``l_prior`` ``[B, 1, H', W']``: the same frames' L at :func:`prior_size` (the prior looks at it; its colour
-    is resized to ``h`` x ``w``); None: it looks at ``l_norm``.
+    """The colour prior's normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]`` (deterministic), at
+    ``options.temperature`` (None: the model's) and ``options.balance``, decoded with the model's ``prior_hue``,
+    scaled by ``options.chroma``.
+
+    ``l_prior`` ``[B, 1, H', W']``: the same frames' L at :func:`prior_size`, a closer look: the network sees
+    both, and its two distributions are averaged (two scales see different things: small objects up close,
+    the layout of the scene from afar); None: one look at ``l_norm``.
     ``hint_ab`` ``[B, 2, h, w]`` (normalised) with ``hint_mask`` ``[B, 1, h, w]`` (0/1): user colours, given to
     the network's hint channels and then spread over the surfaces they sit on
     (:func:`hueshift_core.hints.spread_hints`)."""
@@ -209,17 +212,20 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
     t = model.prior_temperature if options.temperature is None else float(options.temperature)
     dev = next(model.prior.parameters()).device
     l = l_norm.to(dev, torch.float32)
-    see = l if l_prior is None else l_prior.to(dev, torch.float32)
-    hint_in = mask_in = None
     if hint_ab is not None:
         hint_ab, hint_mask = hint_ab.to(dev, torch.float32), hint_mask.to(dev, torch.float32)
-        hint_in, mask_in = hint_ab, hint_mask
-        if see.shape[-2:] != l.shape[-2:]:  # each hint where it falls at the prior's size
-            hint_in = F.interpolate(hint_ab, size=see.shape[-2:], mode="nearest")
-            mask_in = F.interpolate(hint_mask, size=see.shape[-2:], mode="nearest")
+    logits = model.prior(l, hint_ab, hint_mask)
+    if l_prior is not None and tuple(l_prior.shape[-2:]) != tuple(l.shape[-2:]):
+        close = l_prior.to(dev, torch.float32)
+        hint_c = mask_c = None
+        if hint_ab is not None:  # each hint where it falls at the closer size
+            hint_c = F.interpolate(hint_ab, size=close.shape[-2:], mode="nearest")
+            mask_c = F.interpolate(hint_mask, size=close.shape[-2:], mode="nearest")
+        far = model.prior(close, hint_c, mask_c)
+        logits = (logits + F.interpolate(far, size=logits.shape[-2:], mode="bilinear", align_corners=False)) / 2
     b = model.prior_balance if options.balance is None else float(options.balance)
-    ab = model.prior.predict(see, hint_in, mask_in, temperature=t, balance=b, hue=model.prior_hue,
-                             size=tuple(l.shape[-2:])) * float(options.chroma)
+    ab = model.prior.decode(logits, t, size=tuple(l.shape[-2:]), balance=b, hue=model.prior_hue)
+    ab = ab * float(options.chroma)
     if hint_ab is not None and hint_mask is not None and bool((hint_mask > 0).any()):
         from ..hints import spread_hints  # the hints' colour, spread along surfaces of like lightness
 
@@ -235,7 +241,7 @@ def colour_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = 
     """Normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]``: the one colour call of every entry point.
 
     With a colour prior in the model (hueshift-v3 on): the prior's colour (:func:`prior_ab`, with the hints,
-    looking at ``l_prior`` when given: L at :func:`prior_size`);
+    and a closer look at ``l_prior`` when given: L at :func:`prior_size`);
     at ``options.variety > 0`` the diffusion model re-noises it to that share of the noise range and
     samples back (SDEdit anchored on the prior). ``init_ab`` (colour carried into a later keyframe) with
     ``strength < 1`` replaces the anchor by that colour re-noised to ``min(strength, variety)``; at variety 0
