@@ -124,7 +124,7 @@ def _prior_l(model: ColorModel, l_full: torch.Tensor, size: tuple[int, int]) -> 
     when that is the working ``size`` (or there is no prior)."""
     if model.prior is None:
         return None
-    psize = prior_size(model, size, tuple(l_full.shape[-2:]))
+    psize = prior_size(model, size)
     return None if psize == tuple(size) else downsample_l(l_full, psize)
 
 

@@ -100,16 +100,15 @@ def test_hue_of_the_mean_keeps_the_annealed_chroma():
         net.decode(logits, hue="mode")
 
 
-def test_the_prior_takes_a_closer_look_but_never_upsamples(prior_model_path):
+def test_the_prior_takes_a_closer_look(prior_model_path):
     from hueshift_core.model.sampling import prior_size
 
     model = load_model(prior_model_path)
     assert model.prior_side == 64 and model.prior_hue == "annealed"  # files without the fields: as shipped before
-    assert prior_size(model, (64, 112), (480, 854)) == (64, 112)
+    assert prior_size(model, (64, 112)) == (64, 112)  # side 64: one look
     model.prior_side = 96
-    assert prior_size(model, (64, 112), (480, 854)) == (96, 168)
-    assert prior_size(model, (64, 112), (72, 128)) == (72, 128)  # a small source: no more than its own pixels
-    assert prior_size(model, (64, 64), (64, 64)) == (64, 64)
+    assert prior_size(model, (64, 112)) == (96, 168) and prior_size(model, (64, 64)) == (96, 96)
+    assert prior_size(model, (128, 224)) == (128, 224)  # a working size already as close: one look
     l_work, l_big = torch.rand(1, 1, 64, 112) * 2 - 1, torch.rand(1, 1, 96, 168) * 2 - 1
     a = prior_ab(model, l_work, l_prior=l_big)  # both looks, the distributions averaged, at the working size
     assert a.shape == (1, 2, 64, 112)

@@ -289,7 +289,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
                       prior_balance=prior_balance, prior_hue=prior_hue, prior_side=prior_side)
 
 
-DEFAULT_MODEL_NAME = "hueshift-v3.safetensors"
+DEFAULT_MODEL_NAME = "hueshift-v4.safetensors"
 
 
 def default_model_path() -> Path:

@@ -119,7 +119,7 @@ class KeyframeColorizer:
             init_ab = normalize_ab(F.interpolate(ab0, size=work, mode="area"))
         l_prior = None
         if self.model.prior is not None:  # the prior looks at L at its own size, from the propagation-size L
-            psize = prior_size(self.model, work, tuple(l.shape[-2:]))
+            psize = prior_size(self.model, work)
             if psize != tuple(work):
                 l_prior = normalize_l(F.interpolate(l, size=psize, mode="area"))
         with self.timer("diffusion"):
