@@ -7,9 +7,11 @@
 # At the end of a session, commit the compact state and the log so the next one goes on from there:
 #   cp runs/prior/last-compact.safetensors training/colour-prior/last.safetensors
 #   cat runs/prior/log.jsonl >> training/colour-prior/log.jsonl     # (the new lines only)
-# Ship the best state by validation ΔE00 (runs/prior/best.safetensors) inside the default model:
+# Ship a state (hueshift-v4: the EMA of the last state, after the learning rate's anneal) inside a model file,
+# with the decoding chosen on the tuning photos (docs/model-card.md):
 #   python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
-#       hueshift_core/weights/hueshift-v3.safetensors --prior runs/prior/best.safetensors
+#       hueshift_core/weights/hueshift-v4.safetensors --prior runs/prior/last.safetensors \
+#       --balance 0.54 --hue mean --prior-side 96
 # On a GPU: DEVICE=cuda THREADS=8 BATCH=256 LR=2e-3 scripts/train_prior.sh (untested: no GPU was lent).
 set -euo pipefail
 D=${DATA:-../shared/data}
