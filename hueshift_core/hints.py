@@ -225,6 +225,18 @@ def parse_reference_arg(text: str) -> tuple[Path, int]:
     return Path(path), int(frame)
 
 
+def read_reference(path: str | Path) -> np.ndarray:
+    """A reference image file -> uint8 RGB ``[H, W, 3]``; a grey one (one channel, or three equal ones) refused."""
+    from .images import read_image
+
+    p = Path(path)
+    img = read_image(p)
+    if img.ndim != 3 or is_grey(img):
+        raise InputError(f"reference {p.name} is grey: a reference gives the frame's colour, so it must be a colour "
+                         "image")
+    return img
+
+
 REFERENCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -233,8 +245,6 @@ def reference_folder(folder: str | Path) -> dict[str, dict[int, Path]]:
     is named after the video it colours: ``<stem>.png`` for its frame 0, ``<stem>@<frame>.png`` for another
     frame (any of :data:`REFERENCE_SUFFIXES`). Every image is read here and a grey or unreadable one refused,
     before any work; the aspect ratio is checked against each video (:func:`check_reference_image`)."""
-    from .images import read_image
-
     d = Path(folder)
     if not d.is_dir():
         raise InputError(f"reference folder not found: {d} (give a folder of <video stem>[@frame].png images)"
@@ -247,10 +257,7 @@ def reference_folder(folder: str | Path) -> dict[str, dict[int, Path]]:
         stem = str(stem)
         if frame in out.get(stem, {}):
             raise InputError(f"{out[stem][frame].name} and {p.name} both give frame {frame} of {stem!r}: keep one")
-        img = read_image(p)
-        if img.ndim != 3 or is_grey(img):
-            raise InputError(f"reference {p.name} is grey: a reference gives the frame's colour, so it must be "
-                             "a colour image")
+        read_reference(p)  # refused now, before any work, if grey or unreadable
         out.setdefault(stem, {})[frame] = p
     if not out:
         raise InputError(f"reference folder {d} holds no images ({', '.join(REFERENCE_SUFFIXES[:3])}, ...) named "
@@ -341,8 +348,6 @@ def load_user_colours(hints: str | Path | None, references: list[str] | None, he
     """What the command line's ``--hints FILE`` (a JSON list of points, or a PNG with alpha for frame 0) and
     ``--reference IMAGE[@FRAME]`` (repeatable) give, for frames of ``height`` x ``width``.
     ``video=False`` (a photo): points' frame/time and a reference's @FRAME are refused."""
-    from .images import read_image
-
     given: dict[int, FrameColour] | list[HintPoint] | None = None
     if hints is not None:
         p = Path(hints)
@@ -359,11 +364,7 @@ def load_user_colours(hints: str | Path | None, references: list[str] | None, he
             raise InputError(f"--reference {spec}: a photo has one frame: leave out @{frame}")
         if frame in refs:
             raise InputError(f"two references for frame {frame}: give one")
-        img = read_image(path)
-        if img.ndim != 3:
-            raise InputError(f"reference {path.name} is grey: a reference gives the frame's colour, so it must be "
-                             "a colour image")
-        refs[frame] = img
+        refs[frame] = read_reference(path)
     return user_colours(height, width, hints=given, references=refs, fps=fps, num_frames=num_frames)
 
 

@@ -29,7 +29,7 @@ from .hints import FrameColour, HintPoint, rasterise, reference_from_image, to_w
 from .model.checkpoint import ColorModel, get_model
 from .model.lab import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
 from .model.diffusion import Callback, Sampler
-from .model.sampling import SampleOptions, colour_ab, make_noise, prior_size, working_size
+from .model.sampling import SampleOptions, closer_l, colour_ab, make_noise, working_size
 from .model.upscale import Upscale, upscale_ab
 from .outputs import check_input_file
 
@@ -114,18 +114,9 @@ def sample_frames_ab(model: ColorModel, frames: torch.Tensor, options: SampleOpt
         ab = colour_ab(model, downsample_l(l_full, size), options, generator=g, callback=callback,
                        hint_ab=None if hint_ab is None else hint_ab.expand(n, -1, -1, -1),
                        hint_mask=None if hint_mask is None else hint_mask.expand(n, -1, -1, -1),
-                       l_prior=_prior_l(model, l_full, size))
+                       l_prior=closer_l(model, l_full, size))
         out.append(denormalize_ab(ab.float().cpu()))
     return torch.cat(out)
-
-
-def _prior_l(model: ColorModel, l_full: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
-    """Normalised L at the colour prior's own size (:func:`~hueshift_core.model.sampling.prior_size`), or None
-    when that is the working ``size`` (or there is no prior)."""
-    if model.prior is None:
-        return None
-    psize = prior_size(model, size)
-    return None if psize == tuple(size) else downsample_l(l_full, psize)
 
 
 @torch.no_grad()
@@ -303,6 +294,6 @@ def colorize_batch(images: list[np.ndarray], model, options: SampleOptions = Sam
     if hints is not None:
         hint_ab, hint_mask = (t.expand(len(images), -1, -1, -1) for t in to_working(hints, size))
     ab = colour_ab(model, downsample_l(l_full, size), options, generator=torch.Generator().manual_seed(options.seed),
-                   noise=noise, hint_ab=hint_ab, hint_mask=hint_mask, l_prior=_prior_l(model, l_full, size))
+                   noise=noise, hint_ab=hint_ab, hint_mask=hint_mask, l_prior=closer_l(model, l_full, size))
     rgb = upscale_merge(x, denormalize_ab(ab.float().cpu()), upscale)
     return [tensor_to_image(f) for f in rgb]

@@ -19,8 +19,7 @@ import torch
 
 from .. import video as _video
 from ..errors import HueShiftError, VideoError
-from ..hints import points_from_json, user_colours
-from ..images import read_image
+from ..hints import points_from_json, read_reference, user_colours
 from ..model.checkpoint import get_model
 from ..video import VideoWriter, probe
 from ..video import sequence as _sequence
@@ -96,9 +95,8 @@ class Worker:
         dst.with_name(_video.temp_name(dst)).unlink(missing_ok=True)  # left by a killed attempt
         if Path(task["input"]).is_dir():  # a frame sequence: one piece from its first frame to its end
             return self._piece({**task, "first": 0, "end": None, "start_pts": 0, "stop_pts": None}, report)
-        points = points_from_json(task["hints"], f"hints for {Path(task['input']).name}") if task.get("hints") else None
         res = colorize_video(task["input"], dst, self.model, self.options, device=self.device, progress=report,
-                             hints=points, references=_references(task))
+                             hints=_points(task), references=_references(task))
         return {"frames": res.frames, "keyframes": res.keyframes, "shots": res.shots, "fps": str(res.fps)}
 
     def _scan(self, task: dict) -> dict:
@@ -124,9 +122,8 @@ class Worker:
         end = info.frame_count if end is None else end
         user = None
         if task.get("hints") or task.get("references"):  # frames count in the whole video; the pipeline takes its piece's share
-            points = points_from_json(task["hints"], f"hints for {Path(task['input']).name}") if task.get("hints") else None
             user = user_colours(info.height, info.width, fps=float(info.fps), num_frames=info.frame_count or None,
-                                hints=points, references=_references(task))
+                                hints=_points(task), references=_references(task))
         pipe = VideoPipeline(self.model, self.options, first_frame=first, user=user)
         seen: list = []
         with VideoWriter(dst, info.width, info.height, info.fps, keyframes=pipe.shot_starts) as writer:
@@ -154,7 +151,12 @@ class JobResult:
         return not self.failed and all(e["state"] == "done" for e in self.manifest["inputs"].values())
 
 
+def _points(task: dict) -> list | None:
+    """A task's hint points (JSON), parsed."""
+    return points_from_json(task["hints"], f"hints for {Path(task['input']).name}") if task.get("hints") else None
+
+
 def _references(task: dict) -> dict[int, np.ndarray] | None:
     """A task's reference frames, ``{frame: image path}`` (JSON), read: {frame index: uint8 RGB}."""
     refs = task.get("references")
-    return {int(frame): read_image(Path(path)) for frame, path in refs.items()} if refs else None
+    return {int(frame): read_reference(path) for frame, path in refs.items()} if refs else None

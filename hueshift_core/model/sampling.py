@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .checkpoint import ColorModel
+from .lab import normalize_l
 from .diffusion import (SAMPLERS, Callback, Denoiser, Guided, Sampler, check_interval, q_sample, sample_ddim,
                         space_timesteps)
 
@@ -192,6 +193,16 @@ def prior_size(model: ColorModel, work: tuple[int, int]) -> tuple[int, int]:
         return tuple(work)
     scale = side / min(work)
     return tuple(max(8, int(round(n * scale / 8)) * 8) for n in work)
+
+
+def closer_l(model: ColorModel, l: torch.Tensor, work: tuple[int, int]) -> torch.Tensor | None:
+    """The L of the prior's closer look: L ``[B, 1, H, W]`` in [0, 100] (any size: the frame's, or a copy the
+    caller keeps) -> normalised L at :func:`prior_size` (area filter), or None when the model has no prior or the
+    look would be no closer than ``work``. What ``l_prior`` of :func:`prior_ab` / :func:`colour_ab` takes."""
+    if model.prior is None:
+        return None
+    psize = prior_size(model, work)
+    return None if psize == tuple(work) else normalize_l(F.interpolate(l, size=psize, mode="area"))
 
 
 def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = SampleOptions(), *,

@@ -36,7 +36,7 @@ from ..hints import FrameColour, spread_hints, to_working
 from ..model.checkpoint import ColorModel
 from ..model.lab import denormalize_ab, normalize_ab, normalize_l
 from ..model.diffusion import Callback
-from ..model.sampling import SampleOptions, colour_ab, make_noise, prior_size
+from ..model.sampling import SampleOptions, closer_l, colour_ab, make_noise
 from .analysis import AnalysedFrame, Sizes, StageTimer
 
 
@@ -117,11 +117,7 @@ class KeyframeColorizer:
         if warm:
             ab0 = torch.from_numpy(np.stack(init)).permute(0, 3, 1, 2)
             init_ab = normalize_ab(F.interpolate(ab0, size=work, mode="area"))
-        l_prior = None
-        if self.model.prior is not None:  # the prior looks at L at its own size, from the propagation-size L
-            psize = prior_size(self.model, work)
-            if psize != tuple(work):
-                l_prior = normalize_l(F.interpolate(l, size=psize, mode="area"))
+        l_prior = closer_l(self.model, l, work)  # the prior's closer look, from the propagation-size L
         with self.timer("diffusion"):
             ab = colour_ab(self.model, l_work, o, generator=self._gen, init_ab=init_ab,
                            strength=self.warm_start if warm else 1.0, noise=noise, callback=self.callback,
