@@ -5,18 +5,19 @@ error kinds of issue 19 (wrong hue, lost colour) beside CIEDE2000 and colourfuln
         --variants v2 default default:variety=0.3 default:temperature=0.3,chroma=1.1 \
         [--prior runs/prior/best.safetensors] --name scenes-v3 --out docs/model
 
-Variants are ``MODEL[:key=value,...]``: MODEL is ``default`` (the shipped model), ``v1`` to ``v4``
+Variants are ``MODEL[:key=value,...]``: MODEL is ``default`` (the shipped model), ``v1`` to ``v5``
 (the files in ``hueshift_core/weights``), ``prior`` (hueshift-v2's UNet with the colour prior of
 ``--prior``: a training export or state, to try a checkpoint before shipping it) or a path; keys are
 :class:`~hueshift_core.model.sampling.SampleOptions` fields (variety, temperature, chroma, balance, steps,
-sampler, guidance) and the model's ``prior_hue`` (annealed | mean) and ``prior_side`` (the short side the
-prior looks at). Each photo (long side at most ``--max-side``) is turned grey, colorized at its own size and
+sampler, guidance) and the model's :class:`~hueshift_core.model.prior.PriorDecoding` as ``prior_hue``
+(annealed | mean), ``prior_side`` (the short side of the closer look) and ``prior_flip`` (0 | 1: mirrored looks). Each photo (long side at most ``--max-side``) is turned grey, colorized at its own size and
 compared with the original. Writes ``NAME.json`` and ``NAME.jpg`` (rows: grey | each variant | truth).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     kw: dict = {}
     for item in filter(None, rest.split(",")):
         k, v = item.split("=")
-        kw[k] = float(v) if k in FLOATS else (int(v) if k in ("steps", "seed", "prior_side") else v)
+        kw[k] = float(v) if k in FLOATS else (int(v) if k in ("steps", "seed", "prior_side", "prior_flip") else v)
     return name, kw
 
 
@@ -51,7 +52,7 @@ def model_for(name: str, prior_path: str | None, weights_from: str | None = None
     weights = ROOT / "hueshift_core" / "weights"
     if name == "default":
         return get_model(None)
-    if name in ("v1", "v2", "v3", "v4"):
+    if name in ("v1", "v2", "v3", "v4", "v5"):
         return get_model(weights / f"hueshift-{name}.safetensors")
     if name == "prior":
         if not prior_path:
@@ -63,7 +64,7 @@ def model_for(name: str, prior_path: str | None, weights_from: str | None = None
             m.prior, prov = prior_from_state(prior_path)
             m.path = f"{Path(prior_path).parent.name}/{Path(prior_path).name}@{prov['steps']}"
             return m
-        m.prior, m.prior_temperature = load_prior(prior_path)
+        m.prior, m.prior_decoding = load_prior(prior_path)
         if weights_from:  # an export from before the prior kept its rebalancing weights
             with torch.no_grad():
                 m.prior.log_weights.copy_(load_state(weights_from)[0]["weights"].float().log())
@@ -136,16 +137,15 @@ def main() -> None:
     for text in args.variants:
         name, kw = parse_variant(text)
         model = model_for(name, args.prior, args.prior_weights)
-        over = {k: kw.pop(k) for k in ("prior_hue", "prior_side") if k in kw}  # the model's prior decoding
-        saved = {k: getattr(model, k) for k in over}  # (the default model is cached: put its own back after)
-        for k, v in over.items():
-            setattr(model, k, int(v) if k == "prior_side" else v)
+        over = {k: kw.pop(k) for k in ("prior_hue", "prior_side", "prior_flip") if k in kw}  # the prior's decoding
+        saved = model.prior_decoding  # (the default model is cached: put its own back after)
+        model.prior_decoding = dataclasses.replace(saved, **{k[len("prior_"):]: (bool(v) if k == "prior_flip" else v)
+                                                             for k, v in over.items()})
         t = time.perf_counter()
         try:
             outs = colorize_all(model, imgs, SampleOptions(batch_size=16, **kw))
         finally:
-            for k, v in saved.items():
-                setattr(model, k, v)
+            model.prior_decoding = saved
         run = {"variant": text, "model": Path(model.path).name, **kw, **over,
                "seconds": round(time.perf_counter() - t, 1),
                **score(outs, imgs, de_grey, c_truth, names)}

@@ -19,7 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from common import machine  # benchmarks/common.py

@@ -6,7 +6,7 @@ and (hueshift-v3 on) the colour prior the sampling is anchored on.
     python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
         hueshift_core/weights/hueshift-v3.safetensors --prior runs/prior/best.safetensors --temperature 0.38
     python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
-        hueshift_core/weights/hueshift-v4.safetensors --prior runs/prior/last.safetensors --balance 0.65 \
+        hueshift_core/weights/hueshift-v4.safetensors --prior runs/prior/last.safetensors --balance 0.54 \
         --hue mean --prior-side 96
 
 The guidance scale goes into the metadata (``hueshift.guidance``): it is what ``--guidance``
@@ -23,7 +23,14 @@ import sys
 import torch
 
 from hueshift_core.model.checkpoint import load_model, load_prior, load_state, save_checkpoint
-from hueshift_core.model.prior import PRIOR_HUES
+from hueshift_core.model.prior import PRIOR_HUES, PriorDecoding
+
+
+def _decoding(own: PriorDecoding, args) -> PriorDecoding:
+    """The source's own decoding with the settings given on the command line."""
+    given = {"temperature": args.temperature, "balance": args.balance, "hue": args.hue, "side": args.prior_side,
+             "flip": None if args.flip is None else bool(args.flip)}
+    return dataclasses.replace(own, **{k: v for k, v in given.items() if v is not None})
 
 
 def main() -> int:
@@ -42,6 +49,9 @@ def main() -> int:
     ap.add_argument("--prior-side", type=int, default=None,
                     help="short side of the prior's closer look at L, beside the working size's (default: the source's own; "
                          "64 = none, as before v4)")
+    ap.add_argument("--flip", type=int, choices=(0, 1), default=None,
+                    help="1: each look of the prior also sees L mirrored, logits averaged (default: the source's own; "
+                         "0 before v5)")
     ap.add_argument("--weights-from", default=None, metavar="STATE",
                     help="the prior's training state (last.safetensors), for its rebalancing weights when the "
                          "export lacks them")
@@ -63,22 +73,17 @@ def main() -> int:
             from hueshift_core.training.prior import prior_from_state
 
             prior, state_prov = prior_from_state(args.prior)
-            temperature = 0.38
+            decoding = PriorDecoding()
             meta = {"hueshift.prior_provenance": json.dumps(state_prov)}
         else:
-            prior, temperature = load_prior(args.prior)
+            prior, decoding = load_prior(args.prior)
         if args.weights_from:
             with torch.no_grad():
                 prior.log_weights.copy_(load_state(args.weights_from)[0]["weights"].float().log())
         prior_prov = dict(json.loads(meta.get("hueshift.prior_provenance", "{}")), shipped_from=args.prior)
-        balance = float(meta.get("hueshift.prior_balance", "0")) if args.balance is None else args.balance
-        prior_kw = dict(prior=prior, prior_temperature=args.temperature or temperature, prior_provenance=prior_prov,
-                        prior_balance=balance, prior_hue=args.hue or meta.get("hueshift.prior_hue", "annealed"),
-                        prior_side=args.prior_side or int(meta.get("hueshift.prior_side", "64")))
+        prior_kw = dict(prior=prior, prior_provenance=prior_prov, prior_decoding=_decoding(decoding, args))
     elif model.prior is not None:
-        prior_kw = dict(prior=model.prior, prior_temperature=args.temperature or model.prior_temperature,
-                        prior_balance=model.prior_balance if args.balance is None else args.balance,
-                        prior_hue=args.hue or model.prior_hue, prior_side=args.prior_side or model.prior_side)
+        prior_kw = dict(prior=model.prior, prior_decoding=_decoding(model.prior_decoding, args))
     save_checkpoint(args.dst, model.net.state_dict(), info, dtype=torch.float16, **prior_kw)
     print(f"wrote {args.dst}: guidance {args.guidance}, {prov.get('steps')} steps"
           + (f"; colour prior from {args.prior}" if args.prior else ""))

@@ -3,6 +3,7 @@ on it, and its resumable training."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -15,7 +16,8 @@ from hueshift_core.errors import CheckpointError, InputError
 from hueshift_core.model.checkpoint import ModelInfo, load_model, load_prior, load_state, save_checkpoint
 from hueshift_core.model.lab import AB_SCALE
 from hueshift_core.model.diffusion import Prediction, Schedule
-from hueshift_core.model.prior import ColourPrior, PriorConfig, gamut_bins, rebalance_weights, soft_targets
+from hueshift_core.model.prior import (ColourPrior, PriorConfig, PriorDecoding, gamut_bins, rebalance_weights,
+                                       soft_targets)
 from hueshift_core.model.sampling import SampleOptions, colour_ab, prior_ab
 from hueshift_core.model.unet import ColorUNet
 
@@ -40,7 +42,8 @@ def prior_model_path(tmp_path_factory):
         net.out.weight.normal_(0, 0.02)
     path = tmp_path_factory.mktemp("prior") / "tiny-v3.safetensors"
     save_checkpoint(path, net.state_dict(), ModelInfo(TINY, Schedule.COSINE, 1000, Prediction.V, {"test": True}),
-                    prior=_tiny_prior(), prior_temperature=0.5, prior_provenance={"crops_seen": 7})
+                    prior=_tiny_prior(), prior_decoding=PriorDecoding(temperature=0.5),
+                    prior_provenance={"crops_seen": 7})
     return path
 
 
@@ -104,9 +107,10 @@ def test_the_prior_takes_a_closer_look(prior_model_path):
     from hueshift_core.model.sampling import prior_size
 
     model = load_model(prior_model_path)
-    assert model.prior_side == 64 and model.prior_hue == "annealed"  # files without the fields: as shipped before
+    dec = model.prior_decoding
+    assert (dec.side, dec.hue, dec.flip) == (64, "annealed", False)  # files without the fields: as shipped before
     assert prior_size(model, (64, 112)) == (64, 112)  # side 64: one look
-    model.prior_side = 96
+    model.prior_decoding = dataclasses.replace(dec, side=96)
     assert prior_size(model, (64, 112)) == (96, 168) and prior_size(model, (64, 64)) == (96, 96)
     assert prior_size(model, (128, 224)) == (128, 224)  # a working size already as close: one look
     l_work, l_big = torch.rand(1, 1, 64, 112) * 2 - 1, torch.rand(1, 1, 96, 168) * 2 - 1
@@ -114,8 +118,17 @@ def test_the_prior_takes_a_closer_look(prior_model_path):
     assert a.shape == (1, 2, 64, 112)
     net = model.prior
     both = (net(l_work) + F.interpolate(net(l_big), size=(16, 28), mode="bilinear", align_corners=False)) / 2
-    torch.testing.assert_close(a, net.decode(both, model.prior_temperature, size=(64, 112)).clamp(-1, 1))
+    torch.testing.assert_close(a, net.decode(both, dec.temperature, size=(64, 112)).clamp(-1, 1))
     assert not torch.allclose(a, prior_ab(model, l_work))
+    # flip: each look also sees the mirrored frame; a mirrored frame then gets exactly the mirrored colour
+    model.prior_decoding = dataclasses.replace(dec, side=96, flip=True)
+    f = prior_ab(model, l_work, l_prior=l_big)
+    assert not torch.allclose(f, a)
+    torch.testing.assert_close(prior_ab(model, l_work.flip(-1), l_prior=l_big.flip(-1)), f.flip(-1))
+    m = lambda x: x.flip(-1)  # noqa: E731
+    flipped = (net(l_work) + m(net(m(l_work))) + F.interpolate(net(l_big) + m(net(m(l_big))), size=(16, 28),
+                                                                mode="bilinear", align_corners=False)) / 4
+    torch.testing.assert_close(f, net.decode(flipped, dec.temperature, size=(64, 112)).clamp(-1, 1))
 
 
 def test_prior_decoding_settings_ship_in_the_file(prior_model_path, tmp_path):
@@ -123,12 +136,14 @@ def test_prior_decoding_settings_ship_in_the_file(prior_model_path, tmp_path):
 
     model = load_model(prior_model_path)
     save_checkpoint(tmp_path / "v.safetensors", model.net.state_dict(), model.info, prior=model.prior,
-                    prior_temperature=0.4, prior_balance=0.6, prior_hue="mean", prior_side=96)
+                    prior_decoding=PriorDecoding(temperature=0.4, balance=0.6, hue="mean", side=96, flip=True))
     m = load_model(tmp_path / "v.safetensors")
-    assert (m.prior_temperature, m.prior_balance, m.prior_hue, m.prior_side) == (0.4, 0.6, "mean", 96)
+    assert m.prior_decoding == PriorDecoding(0.4, 0.6, "mean", 96, True)
     tensors, meta = load_state(tmp_path / "v.safetensors")
     for key, value, match in (("hueshift.prior_hue", "mode", "hue"), ("hueshift.prior_side", "100", "side"),
-                              ("hueshift.prior_side", "x", "colour-prior metadata")):
+                              ("hueshift.prior_side", "x", "colour-prior metadata"),
+                              ("hueshift.prior_flip", "yes", "colour-prior metadata"),
+                              ("hueshift.prior_balance", "1.5", "balance")):
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})
         with pytest.raises(CheckpointError, match=match):
             load_model(tmp_path / "bad.safetensors")
@@ -152,10 +167,10 @@ def test_soft_targets_and_rebalancing():
 
 def test_prior_ships_in_the_model_file_and_loads(prior_model_path, tiny_model_path):
     model = load_model(prior_model_path)
-    assert model.prior is not None and model.prior_temperature == 0.5
+    assert model.prior is not None and model.prior_decoding.temperature == 0.5
     assert model.prior.config == TINY_PRIOR
-    prior, t = load_prior(prior_model_path)
-    assert t == 0.5
+    prior, dec = load_prior(prior_model_path)
+    assert dec.temperature == 0.5
     assert load_model(tiny_model_path).prior is None  # v1/v2-style files load as before
     with pytest.raises(CheckpointError, match="no colour prior"):
         load_prior(tiny_model_path)
@@ -260,8 +275,8 @@ def test_training_runs_checkpoints_and_resumes_exactly(tmp_path):
     m = b.validate()
     assert set(m) >= {"ciede2000", "ciede2000_grey", "colourfulness_ratio", "wrong_hue", "lost_colour"}
     b.export(tmp_path / "best.safetensors")
-    prior, t = load_prior(tmp_path / "best.safetensors")
-    assert t == b.temperature
+    prior, dec = load_prior(tmp_path / "best.safetensors")
+    assert (dec.temperature, dec.balance) == (b.temperature, b.balance)
     meta = load_state(tmp_path / "best.safetensors")[1]
     assert json.loads(meta["hueshift.prior_provenance"])["crops_seen"] == 20
     # hints: drawn from the truth, mask and colour agree

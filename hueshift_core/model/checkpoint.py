@@ -8,10 +8,10 @@ The header metadata (string -> string) holds everything a loader needs:
 * ``hueshift.provenance``: JSON (data, steps, batch, hardware, losses...), free form;
 * ``hueshift.guidance`` (optional): the classifier-free guidance scale the model is meant to be
   sampled with; present only for models trained with L dropped some of the time;
-* ``hueshift.prior_config``, ``hueshift.prior_temperature``, ``hueshift.prior_balance``,
-  ``hueshift.prior_provenance`` (optional, hueshift-v3 on): a colour prior (:mod:`.prior`) stored in the same
-  file, its tensors under ``prior.``; ``hueshift.prior_hue`` and ``hueshift.prior_side`` (hueshift-v4 on; absent:
-  "annealed" and 64) say how it is decoded and the short side of its closer look at L.
+* ``hueshift.prior_config``, ``hueshift.prior_provenance`` (optional, hueshift-v3 on): a colour prior
+  (:mod:`.prior`) stored in the same file, its tensors under ``prior.``, and how it is read:
+  ``hueshift.prior_temperature``, ``_balance`` (v3 on), ``_hue``, ``_side`` (v4 on), ``_flip`` (v5 on) —
+  :class:`~.prior.PriorDecoding`, whose defaults stand for the fields a file lacks.
 
 Every failure is a :class:`CheckpointError` with a one-line message naming the problem.
 """
@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 from ..errors import CheckpointError, InputError
 from ..outputs import atomic_output
 from .diffusion import Prediction, Schedule, make_schedule
-from .prior import PRIOR_HUES, ColourPrior, PriorConfig
+from .prior import ColourPrior, PriorConfig, PriorDecoding
 from .unet import ColorUNet, UNetConfig
 
 FORMAT_VERSION = "1"
@@ -60,10 +60,7 @@ class ColorModel:
     info: ModelInfo
     path: str = ""
     prior: ColourPrior | None = None  # the colour prior sampling is anchored on (hueshift-v3 on)
-    prior_temperature: float = 0.38  # the annealed-mean temperature the prior was shipped with
-    prior_balance: float = 0.0  # the share of its class rebalancing undone at decoding, as shipped
-    prior_hue: str = "annealed"  # how its decoding picks the hue (ColourPrior.decode), as shipped
-    prior_side: int = 64  # the short side of its closer look at L (sampling.prior_ab); 64 = the working size only
+    prior_decoding: PriorDecoding = PriorDecoding()  # how the prior is read, as shipped (sampling.prior_ab)
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -79,13 +76,12 @@ class ColorModel:
 
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], info: ModelInfo,
-                    dtype: torch.dtype | None = None, *, prior=None, prior_temperature: float = 0.38,
-                    prior_provenance: dict | None = None, prior_balance: float = 0.0, prior_hue: str = "annealed",
-                    prior_side: int = 64) -> None:
+                    dtype: torch.dtype | None = None, *, prior=None,
+                    prior_decoding: PriorDecoding = PriorDecoding(), prior_provenance: dict | None = None) -> None:
     """Write ``state_dict`` and ``info`` to ``path`` atomically (temp file, then rename).
 
     ``dtype`` (e.g. ``torch.float16``) converts floating-point tensors before saving. ``prior`` (a
-    :class:`~.prior.ColourPrior`) is stored beside the UNet, with its temperature and provenance.
+    :class:`~.prior.ColourPrior`) is stored beside the UNet, with how it is read and its provenance.
     """
     path = Path(path)
     tensors = {}
@@ -106,8 +102,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
         metadata["hueshift.guidance"] = repr(float(info.guidance))
     if prior is not None:
         tensors.update(prior_tensors(prior, dtype))
-        metadata.update(prior_metadata(prior, prior_temperature, prior_provenance, prior_balance, prior_hue,
-                                       prior_side))
+        metadata.update(prior_metadata(prior, prior_decoding, prior_provenance))
     with atomic_output(path, "checkpoint", CheckpointError, temp_name=f".{path.name}.tmp-{os.getpid()}") as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -257,7 +252,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     info = read_info(path)  # metadata checked and bounded before any tensor is read or allocated
     tensors, meta = load_state(path)
     info = _info_from_metadata(path, meta)
-    prior, prior_temperature, prior_balance, prior_hue, prior_side = _load_prior(path, tensors, meta, device, dtype)
+    prior, prior_decoding = _load_prior(path, tensors, meta, device, dtype)
     tensors = {k: v for k, v in tensors.items() if not k.startswith(PRIOR_PREFIX)}
     with torch.device("meta"):  # shapes only: nothing is allocated until the file is known to match
         expected = ColorUNet(info.config).state_dict()
@@ -285,8 +280,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
         # attention's channels land contiguous for the fused kernel. Same outputs within float rounding
         # (tests/test_unet.py); benchmarks/bench_unet.py times both layouts.
         net.to(memory_format=torch.channels_last)
-    return ColorModel(net=net, info=info, path=str(path), prior=prior, prior_temperature=prior_temperature,
-                      prior_balance=prior_balance, prior_hue=prior_hue, prior_side=prior_side)
+    return ColorModel(net=net, info=info, path=str(path), prior=prior, prior_decoding=prior_decoding)
 
 
 DEFAULT_MODEL_NAME = "hueshift-v4.safetensors"
@@ -328,13 +322,10 @@ def get_model(path: str | Path | None = None, device: torch.device | str = "cpu"
 PRIOR_PREFIX = "prior."
 
 
-def prior_metadata(net, temperature: float, provenance: dict | None = None, balance: float = 0.0,
-                   hue: str = "annealed", side: int = 64) -> dict[str, str]:
-    """The header fields that describe a colour prior stored beside (or without) a UNet: its config and how it
-    is decoded (temperature, balance, hue: :meth:`~.prior.ColourPrior.decode`) at which short side (``side``)."""
-    return {"hueshift.prior_config": net.config.to_json(), "hueshift.prior_temperature": repr(float(temperature)),
-            "hueshift.prior_balance": repr(float(balance)), "hueshift.prior_hue": hue,
-            "hueshift.prior_side": str(int(side)),
+def prior_metadata(net, decoding: PriorDecoding, provenance: dict | None = None) -> dict[str, str]:
+    """The header fields that describe a colour prior stored beside (or without) a UNet: its config, how it
+    is read (:class:`~.prior.PriorDecoding`) and its provenance."""
+    return {"hueshift.prior_config": net.config.to_json(), **decoding.metadata(),
             "hueshift.prior_provenance": json.dumps(provenance or {}, sort_keys=True)}
 
 
@@ -349,29 +340,24 @@ def prior_tensors(net, dtype: torch.dtype | None = None) -> dict[str, torch.Tens
 
 
 def _load_prior(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str], device: torch.device,
-                dtype: torch.dtype) -> tuple[ColourPrior | None, float, float, str, int]:
-    """The colour prior stored in a checkpoint (``prior.*`` tensors), or (None, default) when it has none.
+                dtype: torch.dtype) -> tuple[ColourPrior | None, PriorDecoding]:
+    """The colour prior stored in a checkpoint (``prior.*`` tensors) and how it is read, or (None, the default)
+    when it has none.
     Its config is bounded and every tensor checked against it before anything is loaded."""
     if "hueshift.prior_config" not in meta:
         if any(k.startswith(PRIOR_PREFIX) for k in tensors):
             raise CheckpointError(f"{path}: it holds colour-prior tensors but no 'hueshift.prior_config'")
-        return None, 0.38, 0.0, "annealed", 64
+        return None, PriorDecoding()
     try:
         config = PriorConfig.from_json(meta["hueshift.prior_config"])
-        temperature = float(meta.get("hueshift.prior_temperature", "0.38"))
-        balance = float(meta.get("hueshift.prior_balance", "0.0"))
-        hue = meta.get("hueshift.prior_hue", "annealed")  # files before it: the annealed mean, as they shipped
-        side = int(meta.get("hueshift.prior_side", "64"))
     except (InputError, ValueError) as err:
         raise CheckpointError(f"{path}: invalid colour-prior metadata ({str(err).splitlines()[0][:200]})") from None
-    if not 0.01 <= temperature <= 2.0:
-        raise CheckpointError(f"{path}: colour-prior temperature {temperature} outside [0.01, 2]")
-    if not 0.0 <= balance <= 1.0:
-        raise CheckpointError(f"{path}: colour-prior balance {balance} outside [0, 1]")
-    if hue not in PRIOR_HUES:
-        raise CheckpointError(f"{path}: colour-prior hue {hue[:40]!r} is not one of {PRIOR_HUES}")
-    if not 16 <= side <= 1024 or side % 8:
-        raise CheckpointError(f"{path}: colour-prior side {side} is not a multiple of 8 from 16 to 1024")
+    try:
+        decoding = PriorDecoding.from_metadata(meta)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: invalid colour-prior metadata ({str(err).splitlines()[0][:200]})") from None
+    except InputError as err:
+        raise CheckpointError(f"{path}: {str(err).splitlines()[0][:200]}") from None
     with torch.device("meta"):
         expected = ColourPrior(config).state_dict()
     have = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
@@ -389,24 +375,24 @@ def _load_prior(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, st
     net = ColourPrior(config)
     net.load_state_dict({k: (t.float() if t.is_floating_point() else t) for k, t in have.items()})
     net.eval().requires_grad_(False).to(device=device)
-    return net, temperature, balance, hue, side
+    return net, decoding
 
 
-def load_prior(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[ColourPrior, float]:
-    """The colour prior alone from any HueShift file that holds one (a training export or a model), and its
-    temperature."""
+def load_prior(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[ColourPrior, PriorDecoding]:
+    """The colour prior alone from any HueShift file that holds one (a training export or a model), and how it
+    is read."""
     path = Path(path)
     tensors, meta = load_state(path)
-    prior, temperature, *_ = _load_prior(path, tensors, meta, resolve_device(device), torch.float32)
+    prior, decoding = _load_prior(path, tensors, meta, resolve_device(device), torch.float32)
     if prior is None:
         raise CheckpointError(f"{path} holds no colour prior (hueshift-v3 and later do; v1 and v2 do not)")
-    return prior, temperature
+    return prior, decoding
 
 
-def save_prior(path: str | os.PathLike, net, *, temperature: float, provenance: dict | None = None,
-               dtype: torch.dtype | None = None, balance: float = 0.0) -> None:
+def save_prior(path: str | os.PathLike, net, *, decoding: PriorDecoding, provenance: dict | None = None,
+               dtype: torch.dtype | None = None) -> None:
     """Write a colour prior alone (a training run's export) atomically."""
     path = Path(path)
     with atomic_output(path, "checkpoint", CheckpointError, temp_name=f".{path.name}.tmp-{os.getpid()}") as tmp:
         save_file(prior_tensors(net, dtype), str(tmp), metadata={
-            "hueshift.format": FORMAT_VERSION, **prior_metadata(net, temperature, provenance, balance)})
+            "hueshift.format": FORMAT_VERSION, **prior_metadata(net, decoding, provenance)})

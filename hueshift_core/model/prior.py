@@ -41,6 +41,52 @@ AB_RANGE = 110.0
 PRIOR_HUES = ("annealed", "mean")  # how ColourPrior.decode picks the hue (see there)
 
 
+@dataclass(frozen=True)
+class PriorDecoding:
+    """How a shipped colour prior is read: stored in the model file's metadata (``hueshift.prior_*``), used by
+    :func:`hueshift_core.model.sampling.prior_ab`. A field a file lacks takes its default here, which is how
+    the files from before it were read (so an older model colours exactly as it shipped).
+
+    * ``temperature``, ``balance``, ``hue``: :meth:`ColourPrior.decode`'s (annealed-mean temperature, share of the
+      class rebalancing undone, how the hue is picked);
+    * ``side``: short side of the closer look at L beside the working size's (64: none; hueshift-v4 on);
+    * ``flip``: each look also sees L mirrored left-right, its logits mirrored back and averaged (hueshift-v5 on).
+    """
+
+    temperature: float = 0.38
+    balance: float = 0.0
+    hue: str = "annealed"
+    side: int = 64
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.01 <= self.temperature <= 2.0:
+            raise InputError(f"colour-prior temperature {self.temperature} outside [0.01, 2]")
+        if not 0.0 <= self.balance <= 1.0:
+            raise InputError(f"colour-prior balance {self.balance} outside [0, 1]")
+        if self.hue not in PRIOR_HUES:
+            raise InputError(f"colour-prior hue {str(self.hue)[:40]!r} is not one of {PRIOR_HUES}")
+        if not 16 <= self.side <= 1024 or self.side % 8:
+            raise InputError(f"colour-prior side {self.side} is not a multiple of 8 from 16 to 1024")
+
+    def metadata(self) -> dict[str, str]:
+        return {"hueshift.prior_temperature": repr(float(self.temperature)),
+                "hueshift.prior_balance": repr(float(self.balance)), "hueshift.prior_hue": self.hue,
+                "hueshift.prior_side": str(int(self.side)), "hueshift.prior_flip": "1" if self.flip else "0"}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> "PriorDecoding":
+        """From a file's metadata (absent fields: the defaults); InputError or ValueError when malformed."""
+        d = cls()
+        flip = meta.get("hueshift.prior_flip", "0")
+        if flip not in ("0", "1"):
+            raise ValueError(f"prior_flip must be 0 or 1, got {flip[:20]!r}")
+        return cls(temperature=float(meta.get("hueshift.prior_temperature", d.temperature)),
+                   balance=float(meta.get("hueshift.prior_balance", d.balance)),
+                   hue=meta.get("hueshift.prior_hue", d.hue), side=int(meta.get("hueshift.prior_side", d.side)),
+                   flip=flip == "1")
+
+
 @lru_cache(maxsize=None)
 def gamut_bins(bin_size: float = BIN_SIZE) -> np.ndarray:
     """Centres ``[Q, 2]`` (CIELAB a, b) of the grid bins that some sRGB colour falls into."""

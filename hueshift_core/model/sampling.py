@@ -185,10 +185,10 @@ def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 8, sample
 @torch.no_grad()
 def prior_size(model: ColorModel, work: tuple[int, int]) -> tuple[int, int]:
     """(h, w) of the prior's closer look (:func:`prior_ab`) for a working size ``work``: short side
-    ``model.prior_side`` (hueshift-v4: 96), the aspect of ``work``, multiples of 8; ``work`` itself when that is
+    ``model.prior_decoding.side`` (hueshift-v4: 96), the aspect of ``work``, multiples of 8; ``work`` itself when that is
     no closer. (Also for a source smaller than that, e.g. a 64x64 photo, whose L is then enlarged: the two
     looks together still measure better there, docs/model-card.md.)"""
-    side = max(int(model.prior_side), min(work))
+    side = max(int(model.prior_decoding.side), min(work))
     if side == min(work):
         return tuple(work)
     scale = side / min(work)
@@ -205,38 +205,51 @@ def closer_l(model: ColorModel, l: torch.Tensor, work: tuple[int, int]) -> torch
     return None if psize == tuple(work) else normalize_l(F.interpolate(l, size=psize, mode="area"))
 
 
+def _look(prior, l: torch.Tensor, hint_ab: torch.Tensor | None, hint_mask: torch.Tensor | None,
+          flip: bool) -> torch.Tensor:
+    """The prior's logits for one look at L (and hints); with ``flip``, averaged with those of the mirrored
+    frame, mirrored back."""
+    logits = prior(l, hint_ab, hint_mask)
+    if not flip:
+        return logits
+    m = lambda x: None if x is None else torch.flip(x, dims=[-1])  # noqa: E731
+    return (logits + m(prior(m(l), m(hint_ab), m(hint_mask)))) / 2
+
+
 def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = SampleOptions(), *,
              hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None,
              l_prior: torch.Tensor | None = None) -> torch.Tensor:
     """The colour prior's normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]`` (deterministic), at
-    ``options.temperature`` (None: the model's) and ``options.balance``, decoded with the model's ``prior_hue``,
-    scaled by ``options.chroma``.
+    ``options.temperature`` (None: the model's) and ``options.balance``, decoded with the model's hue rule
+    (:class:`~.prior.PriorDecoding`), scaled by ``options.chroma``.
 
     ``l_prior`` ``[B, 1, H', W']``: the same frames' L at :func:`prior_size`, a closer look: the network sees
     both, and its two distributions are averaged (two scales see different things: small objects up close,
-    the layout of the scene from afar); None: one look at ``l_norm``.
+    the layout of the scene from afar); None: one look at ``l_norm``. With the model's ``flip`` each look is
+    also taken of the mirrored frame (its logits mirrored back and averaged in).
     ``hint_ab`` ``[B, 2, h, w]`` (normalised) with ``hint_mask`` ``[B, 1, h, w]`` (0/1): user colours, given to
     the network's hint channels and then spread over the surfaces they sit on
     (:func:`hueshift_core.hints.spread_hints`)."""
     if model.prior is None:
         raise InputError(f"model {Path(model.path).name or '(in memory)'} has no colour prior (hueshift-v3 and "
                          "later have one): use the default model")
-    t = model.prior_temperature if options.temperature is None else float(options.temperature)
+    dec = model.prior_decoding
+    t = dec.temperature if options.temperature is None else float(options.temperature)
     dev = next(model.prior.parameters()).device
     l = l_norm.to(dev, torch.float32)
     if hint_ab is not None:
         hint_ab, hint_mask = hint_ab.to(dev, torch.float32), hint_mask.to(dev, torch.float32)
-    logits = model.prior(l, hint_ab, hint_mask)
+    logits = _look(model.prior, l, hint_ab, hint_mask, dec.flip)
     if l_prior is not None and tuple(l_prior.shape[-2:]) != tuple(l.shape[-2:]):
         close = l_prior.to(dev, torch.float32)
         hint_c = mask_c = None
         if hint_ab is not None:  # each hint where it falls at the closer size
             hint_c = F.interpolate(hint_ab, size=close.shape[-2:], mode="nearest")
             mask_c = F.interpolate(hint_mask, size=close.shape[-2:], mode="nearest")
-        far = model.prior(close, hint_c, mask_c)
+        far = _look(model.prior, close, hint_c, mask_c, dec.flip)
         logits = (logits + F.interpolate(far, size=logits.shape[-2:], mode="bilinear", align_corners=False)) / 2
-    b = model.prior_balance if options.balance is None else float(options.balance)
-    ab = model.prior.decode(logits, t, size=tuple(l.shape[-2:]), balance=b, hue=model.prior_hue)
+    b = dec.balance if options.balance is None else float(options.balance)
+    ab = model.prior.decode(logits, t, size=tuple(l.shape[-2:]), balance=b, hue=dec.hue)
     ab = ab * float(options.chroma)
     if hint_ab is not None and hint_mask is not None and bool((hint_mask > 0).any()):
         from ..hints import spread_hints  # the hints' colour, spread along surfaces of like lightness

@@ -35,7 +35,7 @@ from .. import threads
 from ..errors import CheckpointError, HueShiftError, InputError
 from ..model.checkpoint import load_state
 from ..model.lab import denormalize_ab, denormalize_l
-from ..model.prior import ColourPrior, PriorConfig, count_parameters, rebalance_weights, soft_targets
+from ..model.prior import ColourPrior, PriorConfig, PriorDecoding, count_parameters, rebalance_weights, soft_targets
 from ..outputs import atomic_output
 from .data import ImageSet, batch_to_model_space
 from .scenes import DEFAULT_BUCKETS, SceneMix, load_scene_mix
@@ -242,7 +242,8 @@ class PriorTrainer:
 
         prov = dict(self.provenance, steps=self.step, crops_seen=self.crops_seen,
                     train_hours=round(self.seconds / 3600, 3), **(extra or {}))
-        save_prior(path, self.ema, temperature=self.temperature, provenance=prov, dtype=dtype, balance=self.balance)
+        save_prior(path, self.ema, decoding=PriorDecoding(temperature=self.temperature, balance=self.balance),
+                   provenance=prov, dtype=dtype)
 
     # ---- the loop --------------------------------------------------------------------------------
     def fit(self, minutes: float, *, ckpt_minutes: float = 5.0, val_every: int = 1000, log_every: int = 50,
