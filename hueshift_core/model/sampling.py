@@ -209,11 +209,11 @@ def _look(prior, l: torch.Tensor, hint_ab: torch.Tensor | None, hint_mask: torch
           flip: bool) -> torch.Tensor:
     """The prior's logits for one look at L (and hints); with ``flip``, averaged with those of the mirrored
     frame, mirrored back."""
-    logits = prior(l, hint_ab, hint_mask)
     if not flip:
-        return logits
-    m = lambda x: None if x is None else torch.flip(x, dims=[-1])  # noqa: E731
-    return (logits + m(prior(m(l), m(hint_ab), m(hint_mask)))) / 2
+        return prior(l, hint_ab, hint_mask)
+    both = lambda x: None if x is None else torch.cat([x, x.flip(-1)])  # noqa: E731  (one batch: faster on a CPU)
+    logits = prior(both(l), both(hint_ab), both(hint_mask))
+    return (logits[:len(l)] + logits[len(l):].flip(-1)) / 2
 
 
 def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = SampleOptions(), *,
