@@ -12,6 +12,10 @@
 #   python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
 #       hueshift_core/weights/hueshift-v4.safetensors --prior runs/prior/last.safetensors \
 #       --balance 0.54 --hue mean --prior-side 96
+# hueshift-v5 is v4's prior read another way (a closer look at 128, mirrored looks, balance 0.45):
+#   python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
+#       hueshift_core/weights/hueshift-v5.safetensors --prior hueshift_core/weights/hueshift-v4.safetensors \
+#       --balance 0.45 --hue mean --prior-side 128 --flip 1
 # On a GPU: DEVICE=cuda THREADS=8 BATCH=256 LR=2e-3 scripts/train_prior.sh (untested: no GPU was lent).
 set -euo pipefail
 D=${DATA:-../shared/data}
