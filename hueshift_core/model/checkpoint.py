@@ -348,16 +348,11 @@ def _load_prior(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, st
         if any(k.startswith(PRIOR_PREFIX) for k in tensors):
             raise CheckpointError(f"{path}: it holds colour-prior tensors but no 'hueshift.prior_config'")
         return None, PriorDecoding()
-    try:
+    try:  # the config bounded, the decoding settings in range (PriorDecoding checks them)
         config = PriorConfig.from_json(meta["hueshift.prior_config"])
+        decoding = PriorDecoding.from_metadata(meta)
     except (InputError, ValueError) as err:
         raise CheckpointError(f"{path}: invalid colour-prior metadata ({str(err).splitlines()[0][:200]})") from None
-    try:
-        decoding = PriorDecoding.from_metadata(meta)
-    except ValueError as err:
-        raise CheckpointError(f"{path}: invalid colour-prior metadata ({str(err).splitlines()[0][:200]})") from None
-    except InputError as err:
-        raise CheckpointError(f"{path}: {str(err).splitlines()[0][:200]}") from None
     with torch.device("meta"):
         expected = ColourPrior(config).state_dict()
     have = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}

@@ -182,12 +182,11 @@ def sample_ab(model: ColorModel, l_norm: torch.Tensor, *, steps: int = 8, sample
     return SAMPLERS[Sampler(sampler)](denoiser, x, timesteps, cond=cond, generator=generator, callback=callback)
 
 
-@torch.no_grad()
 def prior_size(model: ColorModel, work: tuple[int, int]) -> tuple[int, int]:
     """(h, w) of the prior's closer look (:func:`prior_ab`) for a working size ``work``: short side
     ``model.prior_decoding.side`` (hueshift-v4: 96, v5: 128), the aspect of ``work``, multiples of 8; ``work``
-    itself when that is no closer. (Also for a source smaller than that, e.g. a 64x64 photo, whose L is then enlarged: the two
-    looks together still measure better there, docs/model-card.md.)"""
+    itself when that is no closer. (Also for a source smaller than that, e.g. a 64x64 photo, whose L is then
+    enlarged: the two looks together still measure better there, docs/model-card.md.)"""
     side = max(int(model.prior_decoding.side), min(work))
     if side == min(work):
         return tuple(work)
