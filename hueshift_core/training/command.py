@@ -19,20 +19,8 @@ from ..model.diffusion import Prediction, Schedule
 from ..model.unet import ColorUNet, UNetConfig, count_parameters
 from .config import TrainConfig
 from .data import load_images
-from .scenes import DEFAULT_BUCKETS, load_scene_mix
+from .scenes import DEFAULT_BUCKETS, load_scene_mix, parse_buckets
 from .trainer import Trainer, _rank, _world, prepare_out_dir
-
-
-def _parse_buckets(text: str) -> tuple[tuple[int, int, float], ...]:
-    try:
-        out = []
-        for item in text.split(","):
-            size, share = item.split(":")
-            h, w = size.lower().split("x")
-            out.append((int(h), int(w), float(share)))
-        return tuple(out)
-    except ValueError:
-        raise InputError(f"--buckets must look like 64x112:0.45,64x64:0.55, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +128,7 @@ def run_training(args: argparse.Namespace, device: torch.device) -> Trainer:
     t = time.perf_counter()
     data_info: dict = {}
     if args.weights:
-        buckets = _parse_buckets(args.buckets) if args.buckets else DEFAULT_BUCKETS
+        buckets = parse_buckets(args.buckets) if args.buckets else DEFAULT_BUCKETS
         train, val, held = load_scene_mix(args.data, args.weights, holdout_share=args.holdout_share,
                                           buckets=buckets, seed=args.seed, max_per_source=args.max_images)
         data_info = dict(train.describe(), held_out_groups=len(held))

@@ -38,7 +38,7 @@ from ..model.lab import denormalize_ab, denormalize_l
 from ..model.prior import ColourPrior, PriorConfig, PriorDecoding, count_parameters, rebalance_weights, soft_targets
 from ..outputs import atomic_output
 from .data import ImageSet, batch_to_model_space
-from .scenes import DEFAULT_BUCKETS, SceneMix, load_scene_mix
+from .scenes import DEFAULT_BUCKETS, SceneMix, load_scene_mix, parse_buckets
 
 PATCH = 4  # the prior predicts one distribution per PATCH x PATCH working pixels
 
@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hint-share", type=float, default=0.5)
+    p.add_argument("--buckets", default=None,
+                   help="crop sizes and their shares, e.g. 64x112:0.45,64x88:0.25,64x64:0.3 (the default: the working "
+                        "sizes, short side 64)")
     p.add_argument("--config", default=None, help="PriorConfig as JSON (default: the shipped shape)")
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--anneal-minutes", type=float, default=0.0,
@@ -330,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--resume-from {args.resume_from}: give an existing state, and not with --resume")
         out.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        mix, val, held = load_scene_mix(args.data, args.weights, buckets=DEFAULT_BUCKETS, seed=args.seed)
+        buckets = parse_buckets(args.buckets) if args.buckets else DEFAULT_BUCKETS
+        mix, val, held = load_scene_mix(args.data, args.weights, buckets=buckets, seed=args.seed)
         (out / "held_out.json").write_text(json.dumps(held, indent=0))
         config = PriorConfig.from_json(args.config) if args.config else PriorConfig()
         net = ColourPrior(config)

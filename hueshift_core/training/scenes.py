@@ -22,6 +22,22 @@ DEFAULT_BUCKETS: tuple[tuple[int, int, float], ...] = ((64, 112, 0.45), (64, 88,
 MAX_UPSCALE = 1.25  # a crop may be enlarged by at most this much (small sources sit out larger buckets)
 
 
+def parse_buckets(text: str) -> tuple[tuple[int, int, float], ...]:
+    """``"64x112:0.45,64x64:0.55"`` -> ``((64, 112, 0.45), (64, 64, 0.55))``: crop sizes and their shares (the
+    ``--buckets`` option of both trainers)."""
+    try:
+        out = []
+        for item in text.split(","):
+            size, share = item.split(":")
+            h, w = size.lower().split("x")
+            out.append((int(h), int(w), float(share)))
+    except ValueError:
+        raise InputError(f"--buckets must look like 64x112:0.45,64x64:0.55, got {text!r}") from None
+    if any(h < 16 or w < 16 or p <= 0 for h, w, p in out):
+        raise InputError(f"--buckets: sizes must be >= 16 and shares > 0, got {text!r}")
+    return tuple(out)
+
+
 def group_of(name: str) -> str:
     """The clip a training image belongs to, for a validation split by clip.
 

@@ -9,9 +9,13 @@ sampled at the working resolution (:class:`~hueshift_core.video.analysis.Sizes`)
   over the whole video gives (what :mod:`hueshift_core.cluster` relies on);
 * ``share_noise``: one noise tensor per shot, so the keyframes of a shot start from the same noise;
 * later keyframes of a shot start from the colour carried into them, so they agree with the earlier
-  keyframes instead of choosing new colours: with a colour prior (hueshift-v3 on) the carried colour is kept
+  keyframes instead of choosing new colours: with a colour prior (hueshift-v3 on) the shot's colour is kept
   where it still tracks (weighted by its chained confidence) and the prior's colour fills the rest; without
   one (v1, v2) diffusion re-noises the carried colour to ``warm_start`` (SDEdit, Meng et al. 2022);
+* ``consensus`` (with a prior): the shot's colour where it tracks is the running mean of the prior's views of
+  the shot, its keyframes so far, instead of the first keyframe's view alone: the k-th keyframe moves the
+  carried colour 1/k of the way to its own view. A shot's colour no longer rests on one frame's guess, and it
+  changes less with each keyframe, so it stays steady;
 * the user's colours (``user``: :class:`~hueshift_core.hints.FrameColour` by frame index in the whole video):
   a referenced frame takes the reference's colour, a hinted one the prior's colour with those hints; either
   replaces what was carried in, so a later hinted frame of a shot takes over from there.
@@ -25,6 +29,7 @@ between nodes).
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,13 +79,17 @@ class KeyframeColorizer:
     def __init__(self, model: ColorModel, sizes: Sizes, sample: SampleOptions = SampleOptions(), *,
                  warm_start: float = 0.5, share_noise: bool = True, first_frame: int = 0,
                  timer: StageTimer | None = None, callback: Callback | None = None,
-                 stats: KeyframeStats | None = None, user: dict[int, FrameColour] | None = None) -> None:
+                 stats: KeyframeStats | None = None, user: dict[int, FrameColour] | None = None,
+                 consensus: bool = True) -> None:
         self.model, self.sizes, self.options = model, sizes, sample
         self.user = dict(user or {})
         if self.user and model.prior is None and not all(c.reference for c in self.user.values()):
             raise InputError(f"colour hints need a model with a colour prior (hueshift-v3 or later, the default); "
                              f"{model.path.rsplit('/', 1)[-1] or 'this model'} has none")
         self.warm_start, self.share_noise, self.first_frame = warm_start, share_noise, int(first_frame)
+        self.consensus = consensus
+        self._views = 0  # the prior's own views of this shot in the colour carried (inf after a user's colour)
+        self._own: torch.Tensor | None = None  # the last sample()'s prior colour before the carried colour joined
         self.timer = timer if timer is not None else StageTimer()
         self.stats = stats if stats is not None else KeyframeStats()
         self.callback = callback  # told of every sampling step: callback(i, steps)
@@ -91,6 +100,7 @@ class KeyframeColorizer:
     def start_shot(self, frame: AnalysedFrame) -> None:
         """A new shot starts at ``frame``: new noise, from the shot's own generator."""
         self._noise = None
+        self._views = 0
         self._gen = shot_generator(self.options.seed, self.first_frame + frame.index)
 
     def sample(self, l_props: list[np.ndarray], init: list[np.ndarray] | None = None,
@@ -122,11 +132,12 @@ class KeyframeColorizer:
             ab = colour_ab(self.model, l_work, o, generator=self._gen, init_ab=init_ab,
                            strength=self.warm_start if warm else 1.0, noise=noise, callback=self.callback,
                            hint_ab=hint_ab, hint_mask=hint_mask, l_prior=l_prior)
+        self._own = ab.float().cpu()
         if init is not None and conf is not None and hints is None and self.model.prior is not None:
             carried = normalize_ab(F.interpolate(torch.from_numpy(np.stack(init)).permute(0, 3, 1, 2), size=work,
                                                  mode="area"))
             tracked = F.interpolate(torch.from_numpy(np.stack(conf))[:, None], size=work, mode="area") > 0.5
-            ab = spread_hints(ab.float().cpu(), l_work, carried, tracked.float())
+            ab = spread_hints(self._own, l_work, self._agreed(carried, self._own), tracked.float())
         self.stats.device = str(ab.device)
         self.last = denormalize_ab(ab.float().cpu())
         return self.last
@@ -135,12 +146,18 @@ class KeyframeColorizer:
                conf: list[np.ndarray] | None = None, hints: FrameColour | None = None) -> list[np.ndarray]:
         """:meth:`sample`, then :func:`to_prop`: ab ``[h, w, 2]`` per frame at the propagation resolution.
         Records each keyframe's chroma and, with ``init``, its jump from the carried colour. With a colour
-        prior, a later keyframe keeps the carried colour where it tracks: ``conf * carried + (1 - conf) * new``
-        (not for hinted frames: the user's colour takes over)."""
+        prior, a later keyframe keeps the shot's colour where it tracks: ``conf * shot + (1 - conf) * new``, where
+        ``shot`` is the carried colour, or with ``consensus`` the mean of the prior's views of the shot
+        (:meth:`_agreed`); not for hinted frames: the user's colour takes over, and is then kept, not averaged."""
         out = to_prop(self.sample(l_props, init, hints, conf), self.sizes.prop)
         if init is not None and hints is None and self.model.prior is not None and conf is not None:
+            agreed = [self._agreed(old, own) for old, own in zip(init, to_prop(denormalize_ab(self._own),
+                                                                             self.sizes.prop))]
             out = [(c[..., None] * old + (1.0 - c[..., None]) * new).astype(np.float32)
-                   for new, old, c in zip(out, init, conf)]
+                   for new, old, c in zip(out, agreed, conf)]
+            self._views += 1
+        else:
+            self._views = math.inf if hints is not None else 1
         self.stats.chroma += [float(np.abs(a).mean()) for a in out]
         if init is not None:
             for new, old, c in zip(out, init, conf or [None] * len(out)):
@@ -148,12 +165,21 @@ class KeyframeColorizer:
                 self.stats.jumps.append(float(np.abs(new - old)[mask].mean()))
         return out
 
+    def _agreed(self, carried, own):
+        """The shot's colour where it tracks: the colour carried in, or with ``consensus`` the mean of the prior's
+        views of the shot so far (the carried colour holds ``_views`` of them) and this one (``own``)."""
+        if not self.consensus or not math.isfinite(self._views) or self._views < 1:
+            return carried
+        n = self._views
+        return (n * carried + own) / (n + 1)
+
     def __call__(self, frame: AnalysedFrame, init: np.ndarray | None = None,
                  conf: np.ndarray | None = None) -> np.ndarray:
         """One keyframe as a ``colour`` source of :class:`~hueshift_core.video.segments.SegmentWalker`."""
         user = self.user.get(self.first_frame + frame.index)
         if user is not None and user.reference:
             ab = user.resized(*self.sizes.prop).ab
+            self._views = math.inf  # the user's colour: kept, not averaged with the prior's views
             self.stats.chroma.append(float(np.abs(ab).mean()))
             return ab
         return self.colour([frame.l_prop], None if init is None else [init], None if conf is None else [conf],

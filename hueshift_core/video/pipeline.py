@@ -11,7 +11,8 @@ resolution*, by default twice the model's working resolution, e.g. 128x224 for 8
 4. keyframe colour from the diffusion model at the working resolution. Later keyframes of a
    shot start from the colour carried into them, re-noised to ``warm_start`` (SDEdit, Meng et
    al. 2022), with the shot's one noise tensor (``share_noise``), so they agree with the earlier
-   keyframes instead of choosing new colours;
+   keyframes instead of choosing new colours (with a colour prior: where the colour tracks, the shot's colour
+   is the mean of the prior's views of its keyframes so far, ``consensus``);
 5. colour carried from the keyframe before and the keyframe after along the flow, blended by
    temporal distance and confidence (:func:`~hueshift_core.video.propagate.blend`);
 6. deflicker along the flow (:mod:`~hueshift_core.video.deflicker`), restarted at cuts;
@@ -88,6 +89,7 @@ class PipelineOptions:
     upscale: Upscale = Upscale.GUIDED
     warm_start: float = 0.5  # SDEdit strength for later keyframes of a shot; 1 = sample from scratch
     share_noise: bool = True  # one noise tensor per shot
+    consensus: bool = True  # later keyframes of a shot average the prior's views where the colour tracks
     prop_scale: int = 2  # propagation resolution = working resolution x this (capped at the frame size)
     decode_batch: int = 16
     max_segment_mb: int = 1024  # full-resolution L held per segment; very large frames get shorter segments
@@ -115,7 +117,7 @@ class PipelineOptions:
         """The keyframe colour stage these options describe (``kwargs``: KeyframeColorizer's own: first_frame,
         timer, callback, stats)."""
         return KeyframeColorizer(model, sizes, self.sample, warm_start=self.warm_start, share_noise=self.share_noise,
-                                 **kwargs)
+                                 consensus=self.consensus, **kwargs)
 
 
 @dataclass
