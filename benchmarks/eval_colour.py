@@ -10,7 +10,8 @@ Variants are ``MODEL[:key=value,...]``: MODEL is ``default`` (the shipped model)
 ``--prior``: a training export or state, to try a checkpoint before shipping it) or a path; keys are
 :class:`~hueshift_core.model.sampling.SampleOptions` fields (variety, temperature, chroma, balance, steps,
 sampler, guidance) and the model's :class:`~hueshift_core.model.prior.PriorDecoding` as ``prior_hue``
-(annealed | mean), ``prior_side`` (the short side of the closer look) and ``prior_flip`` (0 | 1: mirrored looks). Each photo (long side at most ``--max-side``) is turned grey, colorized at its own size and
+(annealed | mean), ``prior_side`` (the short side of the closer look), ``prior_flip`` (0 | 1: mirrored looks)
+and ``prior_neutral`` (CIELAB chroma units taken off, faint casts made grey). Each photo (long side at most ``--max-side``) is turned grey, colorized at its own size and
 compared with the original. Writes ``NAME.json`` and ``NAME.jpg`` (rows: grey | each variant | truth).
 """
 
@@ -36,7 +37,7 @@ from hueshift_core.model.sampling import SampleOptions
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "scenes"
 DEFAULT_SOURCES = [SHARED / "scenes-video.zip", SHARED / "scenes-photos.zip", SHARED / "imagenette.zip"]
-FLOATS = {"variety", "temperature", "chroma", "guidance", "eta", "balance"}
+FLOATS = {"variety", "temperature", "chroma", "guidance", "eta", "balance", "prior_neutral"}
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -137,7 +138,8 @@ def main() -> None:
     for text in args.variants:
         name, kw = parse_variant(text)
         model = model_for(name, args.prior, args.prior_weights)
-        over = {k: kw.pop(k) for k in ("prior_hue", "prior_side", "prior_flip") if k in kw}  # the prior's decoding
+        over = {k: kw.pop(k) for k in ("prior_hue", "prior_side", "prior_flip", "prior_neutral")
+                if k in kw}  # the prior's decoding
         saved = model.prior_decoding  # (the default model is cached: put its own back after)
         model.prior_decoding = dataclasses.replace(saved, **{k[len("prior_"):]: (bool(v) if k == "prior_flip" else v)
                                                              for k, v in over.items()})

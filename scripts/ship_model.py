@@ -29,7 +29,7 @@ from hueshift_core.model.prior import PRIOR_HUES, PriorDecoding
 def _decoding(own: PriorDecoding, args) -> PriorDecoding:
     """The source's own decoding with the settings given on the command line."""
     given = {"temperature": args.temperature, "balance": args.balance, "hue": args.hue, "side": args.prior_side,
-             "flip": None if args.flip is None else bool(args.flip)}
+             "flip": None if args.flip is None else bool(args.flip), "neutral": args.neutral}
     return dataclasses.replace(own, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -52,6 +52,9 @@ def main() -> int:
     ap.add_argument("--flip", type=int, choices=(0, 1), default=None,
                     help="1: each look of the prior also sees L mirrored, logits averaged (default: the source's own; "
                          "0 before v5)")
+    ap.add_argument("--neutral", type=float, default=None,
+                    help="CIELAB chroma units the prior's decoding takes off every colour, faint casts made grey "
+                         "(default: the source's own; 0 before v6)")
     ap.add_argument("--weights-from", default=None, metavar="STATE",
                     help="the prior's training state (last.safetensors), for its rebalancing weights when the "
                          "export lacks them")

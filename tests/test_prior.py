@@ -103,6 +103,26 @@ def test_hue_of_the_mean_keeps_the_annealed_chroma():
         net.decode(logits, hue="mode")
 
 
+def test_neutral_takes_chroma_off_every_colour_and_greys_faint_casts():
+    """decode(neutral=n): a soft threshold on the chroma: a colour keeps its hue and loses n CIELAB units of
+    chroma, a colour fainter than n becomes grey; n = 0 leaves the decoding as it was."""
+    net = _tiny_prior()
+    c = net.bins * AB_SCALE
+    logits = torch.stack([-((c - torch.tensor(ab)) ** 2).sum(1) / 50 for ab in ([30.0, 40.0], [2.0, 1.0])], 1)
+    logits = logits[None, :, :, None]  # two patches: a strong colour and a faint cast
+    plain, pulled = net.decode(logits, 0.38) * AB_SCALE, net.decode(logits, 0.38, neutral=6.0) * AB_SCALE
+    chroma = plain.norm(dim=1)
+    assert float(chroma[0, 0]) > 40 and float(chroma[0, 1]) < 6  # the strong colour and the faint one
+    torch.testing.assert_close(pulled.norm(dim=1)[0, 0], chroma[0, 0] - 6.0)
+    torch.testing.assert_close(pulled[0, :, 0] / pulled[0, :, 0].norm(), plain[0, :, 0] / plain[0, :, 0].norm())
+    assert float(pulled[0, :, 1].abs().max()) == 0.0  # the faint cast is grey
+    torch.testing.assert_close(net.decode(logits, 0.38, neutral=0.0), net.decode(logits, 0.38))
+    with pytest.raises(InputError, match="neutral"):
+        net.decode(logits, neutral=-1.0)
+    with pytest.raises(InputError, match="neutral"):
+        PriorDecoding(neutral=25.0)
+
+
 def test_the_prior_takes_a_closer_look(prior_model_path):
     from hueshift_core.model.sampling import prior_size
 
@@ -136,14 +156,18 @@ def test_prior_decoding_settings_ship_in_the_file(prior_model_path, tmp_path):
 
     model = load_model(prior_model_path)
     save_checkpoint(tmp_path / "v.safetensors", model.net.state_dict(), model.info, prior=model.prior,
-                    prior_decoding=PriorDecoding(temperature=0.4, balance=0.6, hue="mean", side=96, flip=True))
+                    prior_decoding=PriorDecoding(temperature=0.4, balance=0.6, hue="mean", side=96, flip=True,
+                                                 neutral=3.0))
     m = load_model(tmp_path / "v.safetensors")
-    assert m.prior_decoding == PriorDecoding(0.4, 0.6, "mean", 96, True)
+    assert m.prior_decoding == PriorDecoding(0.4, 0.6, "mean", 96, True, 3.0)
+    assert load_model(prior_model_path).prior_decoding.neutral == 0.0  # a file from before: no neutral pull
     tensors, meta = load_state(tmp_path / "v.safetensors")
     for key, value, match in (("hueshift.prior_hue", "mode", "hue"), ("hueshift.prior_side", "100", "side"),
                               ("hueshift.prior_side", "x", "colour-prior metadata"),
                               ("hueshift.prior_flip", "yes", "colour-prior metadata"),
-                              ("hueshift.prior_balance", "1.5", "balance")):
+                              ("hueshift.prior_balance", "1.5", "balance"),
+                              ("hueshift.prior_neutral", "-1", "neutral"),
+                              ("hueshift.prior_neutral", "warm", "colour-prior metadata")):
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})
         with pytest.raises(CheckpointError, match=match):
             load_model(tmp_path / "bad.safetensors")

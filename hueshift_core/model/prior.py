@@ -39,6 +39,7 @@ from .lab import AB_SCALE
 BIN_SIZE = 10.0
 AB_RANGE = 110.0
 PRIOR_HUES = ("annealed", "mean")  # how ColourPrior.decode picks the hue (see there)
+MAX_NEUTRAL = 20.0  # CIELAB chroma units: the most ColourPrior.decode's ``neutral`` may take off
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ class PriorDecoding:
     * ``temperature``, ``balance``, ``hue``: :meth:`ColourPrior.decode`'s (annealed-mean temperature, share of the
       class rebalancing undone, how the hue is picked);
     * ``side``: short side of the closer look at L beside the working size's (64: none; hueshift-v4 on);
-    * ``flip``: each look also sees L mirrored left-right, its logits mirrored back and averaged (hueshift-v5 on).
+    * ``flip``: each look also sees L mirrored left-right, its logits mirrored back and averaged (hueshift-v5 on);
+    * ``neutral``: CIELAB chroma units taken off every decoded colour, and faint colour under it made grey
+      (:meth:`ColourPrior.decode`; 0: none, as before hueshift-v6).
     """
 
     temperature: float = 0.38
@@ -58,6 +61,7 @@ class PriorDecoding:
     hue: str = "annealed"
     side: int = 64
     flip: bool = False
+    neutral: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.temperature <= 2.0:
@@ -68,11 +72,14 @@ class PriorDecoding:
             raise InputError(f"colour-prior hue {str(self.hue)[:40]!r} is not one of {PRIOR_HUES}")
         if not 16 <= self.side <= 1024 or self.side % 8:
             raise InputError(f"colour-prior side {self.side} is not a multiple of 8 from 16 to 1024")
+        if not 0.0 <= self.neutral <= MAX_NEUTRAL:
+            raise InputError(f"colour-prior neutral {self.neutral} outside [0, {MAX_NEUTRAL:g}] (CIELAB chroma units)")
 
     def metadata(self) -> dict[str, str]:
         return {"hueshift.prior_temperature": repr(float(self.temperature)),
                 "hueshift.prior_balance": repr(float(self.balance)), "hueshift.prior_hue": self.hue,
-                "hueshift.prior_side": str(int(self.side)), "hueshift.prior_flip": "1" if self.flip else "0"}
+                "hueshift.prior_side": str(int(self.side)), "hueshift.prior_flip": "1" if self.flip else "0",
+                "hueshift.prior_neutral": repr(float(self.neutral))}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> "PriorDecoding":
@@ -84,7 +91,7 @@ class PriorDecoding:
         return cls(temperature=float(meta.get("hueshift.prior_temperature", d.temperature)),
                    balance=float(meta.get("hueshift.prior_balance", d.balance)),
                    hue=meta.get("hueshift.prior_hue", d.hue), side=int(meta.get("hueshift.prior_side", d.side)),
-                   flip=flip == "1")
+                   flip=flip == "1", neutral=float(meta.get("hueshift.prior_neutral", d.neutral)))
 
 
 @lru_cache(maxsize=None)
@@ -219,20 +226,25 @@ class ColourPrior(nn.Module):
         return self.head(y)[:, :, :(h + 3) // 4, :(w + 3) // 4]
 
     def decode(self, logits: torch.Tensor, temperature: float = 0.38, size: tuple[int, int] | None = None,
-               balance: float = 0.0, hue: str = "annealed") -> torch.Tensor:
+               balance: float = 0.0, hue: str = "annealed", neutral: float = 0.0) -> torch.Tensor:
         """Annealed mean of logits ``[B, Q, h, w]`` -> normalised ab ``[B, 2, h, w]`` (or at ``size``,
         bilinear). ``temperature`` 1 is the mean, towards 0 the mode (more saturated). ``balance`` in [0, 1]
         undoes that share of the training's class rebalancing (1: the calibrated distribution, fewer bold
         mistakes; 0: as trained, favouring rare, vivid colours). ``hue``: "annealed" takes the annealed mean as
         it is; "mean" keeps its chroma but turns it to the hue of the calibrated mean (temperature 1,
         balance 1: the least-squares colour), which is less often the wrong hue where the network is torn
-        between two (docs/model-card.md measures both)."""
+        between two (docs/model-card.md measures both). ``neutral`` (CIELAB chroma units): a soft threshold on
+        the chroma, ``ab · max(0, 1 − neutral / |ab|)``: every colour loses ``neutral`` units of chroma and keeps
+        its hue, and the faint casts under it (a warm tint on asphalt, a wall, a grey sky) become grey, where a
+        wrong faint tint costs more than it gains (measured: docs/model-card.md)."""
         if not 0.01 <= temperature <= 2.0:
             raise InputError(f"prior temperature must be in [0.01, 2], got {temperature}")
         if not 0.0 <= balance <= 1.0:
             raise InputError(f"prior balance must be in [0, 1], got {balance}")
         if hue not in PRIOR_HUES:
             raise InputError(f"prior hue must be one of {PRIOR_HUES}, got {hue!r}")
+        if not 0.0 <= neutral <= MAX_NEUTRAL:
+            raise InputError(f"prior neutral must be in [0, {MAX_NEUTRAL:g}] CIELAB units, got {neutral}")
         logits = logits.float()
         ab = self._annealed(logits, temperature, balance)
         if hue == "mean":
@@ -240,6 +252,9 @@ class ColourPrior(nn.Module):
             norm = mean.norm(dim=1, keepdim=True)
             # the mean's direction with the annealed chroma; a near-grey mean (under 2 CIELAB units) fades it out
             ab = mean / norm.clamp_min(2.0 / AB_SCALE) * ab.norm(dim=1, keepdim=True)
+        if neutral > 0:
+            chroma = ab.norm(dim=1, keepdim=True)
+            ab = ab * (1.0 - (neutral / AB_SCALE) / chroma.clamp_min(1e-6)).clamp_min(0.0)
         if size is not None and tuple(ab.shape[-2:]) != tuple(size):
             ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
         return ab
@@ -253,11 +268,11 @@ class ColourPrior(nn.Module):
     @torch.no_grad()
     def predict(self, l_norm: torch.Tensor, hint_ab: torch.Tensor | None = None,
                 hint_mask: torch.Tensor | None = None, temperature: float = 0.38, balance: float = 0.0,
-                hue: str = "annealed", size: tuple[int, int] | None = None) -> torch.Tensor:
+                hue: str = "annealed", size: tuple[int, int] | None = None, neutral: float = 0.0) -> torch.Tensor:
         """Normalised L ``[B, 1, H, W]`` -> normalised ab ``[B, 2, H, W]`` (or at ``size``; one pass, no sampling)."""
         logits = self(l_norm, hint_ab, hint_mask)
         return self.decode(logits, temperature, size=size or tuple(l_norm.shape[-2:]), balance=balance,
-                           hue=hue).to(l_norm.dtype)
+                           hue=hue, neutral=neutral).to(l_norm.dtype)
 
 
 def soft_targets(ab_norm: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0, k: int = 5) -> torch.Tensor:

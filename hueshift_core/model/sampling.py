@@ -220,7 +220,7 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
              l_prior: torch.Tensor | None = None) -> torch.Tensor:
     """The colour prior's normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]`` (deterministic), at
     ``options.temperature`` (None: the model's) and ``options.balance``, decoded with the model's hue rule
-    (:class:`~.prior.PriorDecoding`), scaled by ``options.chroma``.
+    and neutral pull (:class:`~.prior.PriorDecoding`), scaled by ``options.chroma``.
 
     ``l_prior`` ``[B, 1, H', W']``: the same frames' L at :func:`prior_size`, a closer look: the network sees
     both, and its two distributions are averaged (two scales see different things: small objects up close,
@@ -248,7 +248,7 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
         far = _look(model.prior, close, hint_c, mask_c, dec.flip)
         logits = (logits + F.interpolate(far, size=logits.shape[-2:], mode="bilinear", align_corners=False)) / 2
     b = dec.balance if options.balance is None else float(options.balance)
-    ab = model.prior.decode(logits, t, size=tuple(l.shape[-2:]), balance=b, hue=dec.hue)
+    ab = model.prior.decode(logits, t, size=tuple(l.shape[-2:]), balance=b, hue=dec.hue, neutral=dec.neutral)
     ab = ab * float(options.chroma)
     if hint_ab is not None and hint_mask is not None and bool((hint_mask > 0).any()):
         from ..hints import spread_hints  # the hints' colour, spread along surfaces of like lightness
