@@ -85,8 +85,10 @@ def main() -> int:
                 prior.log_weights.copy_(load_state(args.weights_from)[0]["weights"].float().log())
         prior_prov = dict(json.loads(meta.get("hueshift.prior_provenance", "{}")), shipped_from=args.prior)
         prior_kw = dict(prior=prior, prior_provenance=prior_prov, prior_decoding=_decoding(decoding, args))
-    elif model.prior is not None:
-        prior_kw = dict(prior=model.prior, prior_decoding=_decoding(model.prior_decoding, args))
+    elif model.prior is not None:  # the source's own prior, read another way: its provenance goes with it
+        prior_prov = json.loads(load_state(args.src)[1].get("hueshift.prior_provenance", "{}"))
+        prior_kw = dict(prior=model.prior, prior_provenance=prior_prov,
+                        prior_decoding=_decoding(model.prior_decoding, args))
     save_checkpoint(args.dst, model.net.state_dict(), info, dtype=torch.float16, **prior_kw)
     print(f"wrote {args.dst}: guidance {args.guidance}, {prov.get('steps')} steps"
           + (f"; colour prior from {args.prior}" if args.prior else ""))

@@ -16,6 +16,9 @@
 #   python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
 #       hueshift_core/weights/hueshift-v5.safetensors --prior hueshift_core/weights/hueshift-v4.safetensors \
 #       --balance 0.45 --hue mean --prior-side 128 --flip 1
+# hueshift-v6 is v5 read with balance 0.35 and a neutral pull of 3 CIELAB units:
+#   python scripts/ship_model.py hueshift_core/weights/hueshift-v5.safetensors \
+#       hueshift_core/weights/hueshift-v6.safetensors --balance 0.35 --neutral 3
 # On a GPU: DEVICE=cuda THREADS=8 BATCH=256 LR=2e-3 scripts/train_prior.sh (untested: no GPU was lent).
 set -euo pipefail
 D=${DATA:-../shared/data}
