@@ -323,3 +323,17 @@ def test_resume_refuses_another_config(tmp_path):
     b = PriorTrainer(ColourPrior(PriorConfig(widths=(8, 16, 16, 16), blocks=(0, 1, 1, 1))), mix, val, tmp_path, batch=2)
     with pytest.raises(CheckpointError, match="another prior config"):
         b.load_state(tmp_path / "last.safetensors")
+
+
+def test_buckets_option_parses_and_refuses_clearly(tmp_path, capsys):
+    """--buckets (both trainers): sizes and shares; a bad one is a one-line error before any data is read."""
+    from hueshift_core.training.prior import main
+    from hueshift_core.training.scenes import parse_buckets
+
+    assert parse_buckets("64x112:0.5,128X224:0.5") == ((64, 112, 0.5), (128, 224, 0.5))
+    for bad in ("64x112", "64-112:1", "8x8:1", "64x64:0", "64x64:1,"):
+        with pytest.raises(InputError, match="--buckets"):
+            parse_buckets(bad)
+    assert main([str(tmp_path / "none"), "--weights", "1", "-o", str(tmp_path / "run"), "--buckets", "64x"]) == 2
+    assert "--buckets must look like" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         threads.configure(args.threads)
+        buckets = parse_buckets(args.buckets) if args.buckets else DEFAULT_BUCKETS
         out = Path(args.out)
         last = out / "last.safetensors"
         if args.resume and not last.exists():
@@ -333,7 +334,6 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--resume-from {args.resume_from}: give an existing state, and not with --resume")
         out.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        buckets = parse_buckets(args.buckets) if args.buckets else DEFAULT_BUCKETS
         mix, val, held = load_scene_mix(args.data, args.weights, buckets=buckets, seed=args.seed)
         (out / "held_out.json").write_text(json.dumps(held, indent=0))
         config = PriorConfig.from_json(args.config) if args.config else PriorConfig()
