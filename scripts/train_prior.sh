@@ -4,6 +4,9 @@
 #   scripts/train_prior.sh                 # MINUTES=160 by default; writes runs/prior/ (log.jsonl, best/last states)
 # It resumes runs/prior/last.safetensors when present, else the compact state the last session committed
 # (training/colour-prior/last.safetensors: weights and EMA, no Adam moments, so the learning rate re-warms).
+# Judge a state on the tuning photos before shipping it (python benchmarks/eval_colour.py --split tune --prior
+# runs/prior/last.safetensors ...): since step 38,561 every later state measured worse there (docs/model-card.md,
+# "Training this session": more images, not more steps, is the next move).
 # At the end of a session, commit the compact state and the log so the next one goes on from there:
 #   cp runs/prior/last-compact.safetensors training/colour-prior/last.safetensors
 #   cat runs/prior/log.jsonl >> training/colour-prior/log.jsonl     # (the new lines only)
