@@ -5,8 +5,8 @@ error kinds of issue 19 (wrong hue, lost colour) beside CIEDE2000 and colourfuln
         --variants v2 default default:variety=0.3 default:temperature=0.3,chroma=1.1 \
         [--prior runs/prior/best.safetensors] --name scenes-v3 --out docs/model
 
-Variants are ``MODEL[:key=value,...]``: MODEL is ``default`` (the shipped model), ``v1`` to ``v6``
-(the files in ``hueshift_core/weights``), ``prior`` (hueshift-v2's UNet with the colour prior of
+Variants are ``MODEL[:key=value,...]``: MODEL is ``default`` (the shipped model), ``v1``, ``v2``, ... (the
+files ``hueshift-vN`` in ``hueshift_core/weights``), ``prior`` (hueshift-v2's UNet with the colour prior of
 ``--prior``: a training export or state, to try a checkpoint before shipping it) or a path; keys are
 :class:`~hueshift_core.model.sampling.SampleOptions` fields (variety, temperature, chroma, balance, steps,
 sampler, guidance) and the model's :class:`~hueshift_core.model.prior.PriorDecoding` as ``prior_hue``
@@ -53,7 +53,7 @@ def model_for(name: str, prior_path: str | None, weights_from: str | None = None
     weights = ROOT / "hueshift_core" / "weights"
     if name == "default":
         return get_model(None)
-    if name in ("v1", "v2", "v3", "v4", "v5", "v6"):
+    if (weights / f"hueshift-{name}.safetensors").is_file():  # v1, v2, ...: a shipped model by its version
         return get_model(weights / f"hueshift-{name}.safetensors")
     if name == "prior":
         if not prior_path:

@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from hueshift_core.model.checkpoint import load_model, load_prior, load_state, save_checkpoint
+from hueshift_core.model.checkpoint import load_model, load_prior, load_state, read_metadata, save_checkpoint
 from hueshift_core.model.prior import PRIOR_HUES, PriorDecoding
 
 
@@ -86,7 +86,7 @@ def main() -> int:
         prior_prov = dict(json.loads(meta.get("hueshift.prior_provenance", "{}")), shipped_from=args.prior)
         prior_kw = dict(prior=prior, prior_provenance=prior_prov, prior_decoding=_decoding(decoding, args))
     elif model.prior is not None:  # the source's own prior, read another way: its provenance goes with it
-        prior_prov = json.loads(load_state(args.src)[1].get("hueshift.prior_provenance", "{}"))
+        prior_prov = json.loads(read_metadata(args.src).get("hueshift.prior_provenance", "{}"))
         prior_kw = dict(prior=model.prior, prior_provenance=prior_prov,
                         prior_decoding=_decoding(model.prior_decoding, args))
     save_checkpoint(args.dst, model.net.state_dict(), info, dtype=torch.float16, **prior_kw)

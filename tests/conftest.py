@@ -31,6 +31,14 @@ def tiny_model_path(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def prior_model():
+    """The shipped model: hints and keyframe colour are tested on the trained colour prior they rely on."""
+    from hueshift_core.model.checkpoint import get_model
+
+    return get_model(None)
+
+
 @pytest.fixture
 def photo() -> np.ndarray:
     """A colourful synthetic 'photo' uint8 [48, 80, 3] with edges and gradients."""

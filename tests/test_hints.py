@@ -30,14 +30,6 @@ from hueshift_core.images import colorize_image
 RED = (200, 30, 30)
 
 
-@pytest.fixture(scope="module")
-def prior_model():
-    """The shipped model: hints are tested on the trained colour prior that has to follow them."""
-    from hueshift_core.model.checkpoint import get_model
-
-    return get_model(None)
-
-
 def test_colours_parse_and_refuse_clearly():
     assert parse_colour("#b03020") == (176, 48, 32)
     assert parse_colour("b03020") == (176, 48, 32)

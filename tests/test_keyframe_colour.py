@@ -7,18 +7,10 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
-import pytest
 
 from hueshift_core.hints import FrameColour
 from hueshift_core.video.analysis import Sizes
 from hueshift_core.video.keyframe_colour import KeyframeColorizer
-
-
-@pytest.fixture(scope="module")
-def prior_model():
-    from hueshift_core.model.checkpoint import get_model
-
-    return get_model(None)  # the shipped model: its trained prior gives each frame a colour of its own
 
 
 def _frames():

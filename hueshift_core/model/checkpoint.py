@@ -135,16 +135,20 @@ def _sniff(path: Path) -> None:
         raise CheckpointError(f"{path} is not a valid safetensors file (bad header): it is truncated or corrupt")
 
 
-def read_info(path: str | os.PathLike) -> ModelInfo:
-    """Read and validate only the metadata of a checkpoint."""
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """A checkpoint's header metadata alone (no tensor is read)."""
     path = Path(path)
     _sniff(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+            return f.metadata() or {}
     except Exception as err:  # safetensors raises its own error types; keep one line
         raise CheckpointError(f"{path} is not a valid safetensors file ({str(err).splitlines()[0]})") from None
-    return _info_from_metadata(path, meta)
+
+
+def read_info(path: str | os.PathLike) -> ModelInfo:
+    """Read and validate only the metadata of a checkpoint."""
+    return _info_from_metadata(Path(path), read_metadata(path))
 
 
 def _info_from_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
