@@ -22,12 +22,18 @@
 # hueshift-v6 is v5 read with balance 0.35 and a neutral pull of 3 CIELAB units:
 #   python scripts/ship_model.py hueshift_core/weights/hueshift-v5.safetensors \
 #       hueshift_core/weights/hueshift-v6.safetensors --balance 0.35 --neutral 3
+# Round 10 restarted from step 38,561 (the state v4-v6 ship) with Tiny ImageNet shards 02-04 added and the
+# scene sources drawn less often (each scene image had been seen ~300 times):
+#   git show 3c3dff5:training/colour-prior/last.safetensors > runs/from/step38561.safetensors
+#   FROM_STATE=runs/from/step38561.safetensors MINUTES=125 ANNEAL=30 scripts/train_prior.sh
 # On a GPU: DEVICE=cuda THREADS=8 BATCH=256 LR=2e-3 scripts/train_prior.sh (untested: no GPU was lent).
 set -euo pipefail
 D=${DATA:-../shared/data}
 OUT=${OUT:-runs/prior}
 if [ -f "$OUT/last.safetensors" ]; then
     FROM=(--resume)
+elif [ -n "${FROM_STATE:-}" ]; then
+    FROM=(--resume-from "$FROM_STATE")   # a chosen earlier state, e.g. one taken from the git history
 elif [ -f training/colour-prior/last.safetensors ]; then
     FROM=(--resume-from training/colour-prior/last.safetensors)
 else
@@ -36,7 +42,8 @@ fi
 mkdir -p "$(dirname "$OUT")"
 OMP_NUM_THREADS=${THREADS:-1} nohup python3 -m hueshift_core.training.prior \
   "$D/scenes/scenes-video.zip" "$D/scenes/scenes-photos.zip" "$D/scenes/imagenette.zip" \
-  "$D/images/train-00.zip" "$D/images/train-01.zip" --weights 0.35 0.25 0.25 0.08 0.07 \
+  "$D/images/train-00.zip" "$D/images/train-01.zip" "$D/images/train-02.zip" "$D/images/train-03.zip" \
+  "$D/images/train-04.zip" --weights 0.22 0.15 0.30 0.066 0.066 0.066 0.066 0.066 \
   -o "$OUT" "${FROM[@]}" --minutes "${MINUTES:-160}" --batch "${BATCH:-32}" --lr "${LR:-1e-3}" \
   --threads "${THREADS:-1}" --device "${DEVICE:-cpu}" --val-every 1000 --anneal-minutes "${ANNEAL:-30}" "$@" \
   >> "$OUT.log" 2>&1 &

@@ -225,6 +225,28 @@ def test_cli_colorize(tmp_path, tiny_model_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_cli_no_consensus(tmp_path):
+    """`--no-consensus` reaches the pipeline from every command that colours video, and changes what the
+    shipped model (which has a colour prior) gives a shot with several keyframes."""
+    from hueshift_core.cli.commands import build_parser
+    from hueshift_core.cli.options import pipeline_options
+
+    parser = build_parser()
+    for argv in (["colorize", "in.mp4", "-o", "out.mp4"], ["colorize-many", "in.mp4", "-o", "out"],
+                 ["eval", "clip.mp4", "--report", "r.json"]):
+        assert pipeline_options(parser.parse_args(argv)).consensus
+        assert not pipeline_options(parser.parse_args(argv + ["--no-consensus"])).consensus
+    src = synthetic(tmp_path / "in.mp4", n=16, h=96, w=160)
+    outs = []
+    for extra in ([], ["--no-consensus"]):
+        out = tmp_path / f"out{len(extra)}.mp4"
+        r = _cli("colorize", src, "-o", out, "--max-gap", 4, "--no-progress", "--threads", 1, *extra)
+        assert r.returncode == 0, r.stderr
+        outs.append(np.concatenate(list(read_frames(out))).astype(np.float32))
+    assert np.abs(outs[0] - outs[1])[4:].mean() > 0.1  # later keyframes (and what they colour) differ
+    np.testing.assert_array_equal(outs[0][:2], outs[1][:2])  # the shot's first keyframe is the same
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not shared_clips(), reason="development clips not present")
 def test_real_clip_with_shipped_model(tmp_path):

@@ -15,23 +15,17 @@ import torch
 from ..errors import InputError
 from ..evaluation.clips import _clean, _f, evaluate
 from ..model.checkpoint import get_model, resolve_device
-from ..model.sampling import guidance_scale
+from ..model.sampling import SampleOptions, guidance_scale
 from ..outputs import atomic_write_bytes, check_output
-from ..video.keyframes import KeyframeOptions
-from ..video.pipeline import MODES, PipelineOptions
-from .options import add_model_arguments, sample_options
+from .options import add_model_arguments, add_video_arguments, pipeline_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("clips", nargs="+", help="colour video files (or folders of .mp4) used as ground truth")
     p.add_argument("--report", required=True, help="JSON report to write")
     add_model_arguments(p)
-    d = PipelineOptions()
-    p.add_argument("--mode", choices=MODES, default=d.mode)
-    p.add_argument("--deflicker", type=float, default=d.deflicker)
-    p.add_argument("--warm-start", type=float, default=d.warm_start)
-    p.add_argument("--max-gap", type=int, default=d.keyframes.max_gap)
-    p.add_argument("--batch-size", type=int, default=d.sample.batch_size)
+    add_video_arguments(p)
+    p.add_argument("--batch-size", type=int, default=SampleOptions().batch_size)
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--save-dir", default=None, help="also write each colorized clip here")
 
@@ -54,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     report_path = Path(args.report)
     check_output(report_path, inputs=clips, what="report", temp_name=f".{report_path.name}.partial")
-    options = PipelineOptions(
-        mode=args.mode, deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
-        sample=sample_options(args, batch_size=args.batch_size),
-        keyframes=KeyframeOptions(max_gap=args.max_gap))
+    options = pipeline_options(args, batch_size=args.batch_size)
     device = resolve_device(args.device)
     save_dir = Path(args.save_dir) if args.save_dir else None
     created = False

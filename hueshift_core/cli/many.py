@@ -15,9 +15,7 @@ from ..cluster.inputs import MANIFEST
 from ..cluster.job import colorize_many
 from ..errors import InputError
 from ..hints import reference_folder
-from ..video.keyframes import KeyframeOptions
-from ..video.pipeline import MODES, PipelineOptions
-from .options import add_model_arguments, sample_options
+from .options import add_model_arguments, add_video_arguments, pipeline_options
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,6 @@ def read_job_hints(path: str) -> list | dict:
 
 # ---- the command line ----------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    defaults = PipelineOptions()
     p.add_argument("inputs", nargs="+", help="video files, folders (the videos inside, or a frame sequence: a folder "
                    "of images) and glob patterns")
     p.add_argument("-o", "--output", required=True, help="output folder: OUT/<input stem>.mp4 and the job's "
@@ -68,10 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a long video is split into groups of whole shots of about this length (default 60)")
     p.add_argument("--retries", type=int, default=2, help="extra attempts of a task whose worker failed (default 2)")
     p.add_argument("--force", action="store_true", help="redo everything, even what the manifest lists as done")
-    p.add_argument("--mode", choices=MODES, default=defaults.mode, help="as for `hueshift colorize`")
-    p.add_argument("--max-gap", type=int, default=defaults.keyframes.max_gap, help="as for `hueshift colorize`")
-    p.add_argument("--deflicker", type=float, default=defaults.deflicker, help="as for `hueshift colorize`")
-    p.add_argument("--warm-start", type=float, default=defaults.warm_start, help="as for `hueshift colorize`")
+    add_video_arguments(p)  # as for `hueshift colorize`
     p.add_argument("--hints", default=None, metavar="FILE",
                    help="colour hints (JSON, as for `hueshift colorize`): a list for every input, or an object "
                         "{\"<input stem>\": [...]} per input; frames and times count in each video")
@@ -92,12 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if threads and not args.ray:
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
-    options = PipelineOptions(
-        mode=args.mode,
-        sample=sample_options(args),
-        keyframes=KeyframeOptions(max_gap=args.max_gap),
-        deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
-    )
+    options = pipeline_options(args)
     hints = read_job_hints(args.hints) if args.hints else None
     references = reference_folder(args.reference) if args.reference else None
     res = colorize_many(args.inputs, args.output, args.model, options, ray=args.ray, workers=args.workers,

@@ -1,5 +1,6 @@
 """The command line's shared options: the model and colour settings every colouring command takes
-(:func:`add_model_arguments`, :func:`sample_options`) and the user's colours (:func:`add_colour_arguments`).
+(:func:`add_model_arguments`, :func:`sample_options`), the video path's settings (:func:`add_video_arguments`,
+:func:`pipeline_options`) and the user's colours (:func:`add_colour_arguments`).
 Only :mod:`hueshift_core.cli` imports this module; the library takes :class:`SampleOptions` and data."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import argparse
 from ..model.diffusion import Sampler
 from ..model.sampling import SampleOptions
 from ..model.upscale import Upscale
+from ..video.keyframes import KeyframeOptions
+from ..video.pipeline import MODES, PipelineOptions
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,3 +60,30 @@ def sample_options(args: argparse.Namespace, **more) -> SampleOptions:
     return SampleOptions(steps=args.steps, sampler=Sampler(args.sampler), seed=args.seed, guidance=args.guidance,
                          guidance_interval=tuple(args.guidance_interval), variety=args.variety,
                          temperature=args.temperature, chroma=args.chroma, balance=args.balance, **more)
+
+
+def add_video_arguments(p: argparse.ArgumentParser) -> None:
+    """The video path's options (every command that colours videos): mode, keyframes, shots, deflicker."""
+    d = PipelineOptions()
+    p.add_argument("--mode", choices=MODES, default=d.mode,
+                   help="keyframes: diffusion on keyframes, colour carried along optical flow (default); "
+                        "per-frame: every frame through diffusion (the original's method, much slower)")
+    p.add_argument("--deflicker", type=float, default=d.deflicker,
+                   help=f"temporal filter strength in [0, 1); 0 = off (default {d.deflicker})")
+    p.add_argument("--max-gap", type=int, default=d.keyframes.max_gap,
+                   help=f"at most this many frames between keyframes (default {d.keyframes.max_gap})")
+    p.add_argument("--warm-start", type=float, default=d.warm_start,
+                   help="later keyframes of a shot start from the carried colour re-noised to this strength "
+                        f"(1 = sample each keyframe from scratch; default {d.warm_start})")
+    p.add_argument("--no-consensus", action="store_true",
+                   help="each keyframe keeps the colour carried into it where it tracks, instead of the mean of "
+                        "the colour prior's views of the shot's keyframes so far (the default): for a shot whose "
+                        "colours really change, e.g. lights switched on")
+
+
+def pipeline_options(args: argparse.Namespace, **sample) -> PipelineOptions:
+    """The :class:`PipelineOptions` the options of :func:`add_video_arguments` and :func:`add_model_arguments`
+    ask for (``sample``: more :class:`SampleOptions` fields, e.g. ``batch_size``)."""
+    return PipelineOptions(mode=args.mode, sample=sample_options(args, **sample),
+                           keyframes=KeyframeOptions(max_gap=args.max_gap), deflicker=args.deflicker,
+                           upscale=args.upscale, warm_start=args.warm_start, consensus=not args.no_consensus)

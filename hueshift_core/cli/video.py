@@ -11,9 +11,9 @@ from ..hints import load_user_colours
 from ..model.checkpoint import get_model, resolve_device
 from ..model.sampling import guidance_scale
 from ..video.files import check_video_io, colorize_video
-from ..video.keyframes import KeyframeOptions
-from ..video.pipeline import MODES, PipelineOptions
-from .image import add_colour_arguments, add_model_arguments, sample_options
+from ..video.pipeline import PipelineOptions
+from .image import add_colour_arguments, add_model_arguments
+from .options import add_video_arguments, pipeline_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,16 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="frame rate of a frame-sequence input (default 24); a video file keeps its own")
     add_model_arguments(p)
     add_colour_arguments(p, video=True)
-    p.add_argument("--mode", choices=MODES, default=defaults.mode,
-                   help="keyframes: diffusion on keyframes, colour carried along optical flow (default); "
-                        "per-frame: every frame through diffusion (the original's method, much slower)")
-    p.add_argument("--deflicker", type=float, default=defaults.deflicker,
-                   help=f"temporal filter strength in [0, 1); 0 = off (default {defaults.deflicker})")
-    p.add_argument("--max-gap", type=int, default=defaults.keyframes.max_gap,
-                   help=f"at most this many frames between keyframes (default {defaults.keyframes.max_gap})")
-    p.add_argument("--warm-start", type=float, default=defaults.warm_start,
-                   help="later keyframes of a shot start from the carried colour re-noised to this strength "
-                        f"(1 = sample each keyframe from scratch; default {defaults.warm_start})")
+    add_video_arguments(p)
     p.add_argument("--batch-size", type=int, default=defaults.sample.batch_size,
                    help="frames per diffusion batch (per-frame mode)")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
@@ -52,12 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise InputError(f"--threads must be 1 to 1024, got {args.threads}")
-    options = PipelineOptions(
-        mode=args.mode,
-        sample=sample_options(args, batch_size=args.batch_size),
-        keyframes=KeyframeOptions(max_gap=args.max_gap),
-        deflicker=args.deflicker, upscale=args.upscale, warm_start=args.warm_start,
-    )
+    options = pipeline_options(args, batch_size=args.batch_size)
     device = resolve_device(args.device)
     info = check_video_io(args.input, args.output, args.fps)  # fail fast, before loading the model
     total = min(info.frame_count, args.max_frames) if args.max_frames else info.frame_count
