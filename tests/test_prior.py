@@ -337,3 +337,23 @@ def test_buckets_option_parses_and_refuses_clearly(tmp_path, capsys):
     assert main([str(tmp_path / "none"), "--weights", "1", "-o", str(tmp_path / "run"), "--buckets", "64x"]) == 2
     assert "--buckets must look like" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_lightness_jitter_is_a_random_tone_curve_on_some_samples(tmp_path, capsys):
+    """--l-jitter: a monotone tone curve (order of grey levels kept) within the range, on about the share asked,
+    the same for the same generator; the colour target is not touched (only L goes in); out of [0, 1] refused
+    before any folder is made."""
+    from hueshift_core.training.prior import jitter_lightness, main
+
+    l = torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64).repeat(200, 1, 1, 1)
+    out = jitter_lightness(l, torch.Generator().manual_seed(3), share=0.5)
+    torch.testing.assert_close(out, jitter_lightness(l, torch.Generator().manual_seed(3), share=0.5))
+    assert out.min() >= -1 and out.max() <= 1
+    changed = (out - l).abs().amax((1, 2, 3)) > 1e-4
+    assert 70 < int(changed.sum()) < 130  # about half the samples
+    flat = out.flatten(1)
+    assert (flat[:, 1:] >= flat[:, :-1] - 1e-6).all()  # monotone: a tone curve, not noise
+    torch.testing.assert_close(jitter_lightness(l, torch.Generator().manual_seed(3), share=0.0), l)
+    assert main([str(tmp_path / "none"), "--weights", "1", "-o", str(tmp_path / "run"), "--l-jitter", "1.5"]) == 2
+    assert "--l-jitter must be in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -65,6 +65,26 @@ def random_hints(ab_norm: torch.Tensor, gen: torch.Generator, share: float = 0.5
     return hint, mask
 
 
+def jitter_lightness(l_norm: torch.Tensor, gen: torch.Generator, share: float = 0.5, strength: float = 1.0
+                     ) -> torch.Tensor:
+    """A random tone curve on the lightness ``l_norm`` ``[B, 1, H, W]`` (in [-1, 1]) of ``share`` of the samples:
+    gamma ``exp(U(-0.3, 0.3) s)``, contrast about the image mean ``1 + U(-0.2, 0.2) s`` and a shift of
+    ``U(-0.05, 0.05) s`` of the range (``s`` = ``strength``), clipped to the range. Old film and scans differ
+    from the photos' tone; the colour target stays the photo's, so the network learns colour from texture and
+    context rather than from exact grey levels. The rest of the batch is returned unchanged."""
+    b = l_norm.shape[0]
+    u = torch.rand(b, 4, generator=gen).to(l_norm.device)
+    x = (l_norm + 1) / 2
+    gamma = torch.exp((u[:, 1] * 0.6 - 0.3) * strength).view(b, 1, 1, 1)
+    contrast = (1 + (u[:, 2] * 0.4 - 0.2) * strength).view(b, 1, 1, 1)
+    shift = ((u[:, 3] * 0.1 - 0.05) * strength).view(b, 1, 1, 1)
+    y = x.clamp(0, 1) ** gamma
+    m = y.mean((1, 2, 3), keepdim=True)
+    y = ((y - m) * contrast + m + shift).clamp(0, 1)
+    chosen = (u[:, 0] < share).view(b, 1, 1, 1)
+    return torch.where(chosen, y * 2 - 1, l_norm)
+
+
 def _geometric(gen: torch.Generator, p: float, cap: int) -> int:
     """A draw of Geometric(p) on 1, 2, ..., capped at ``cap``."""
     u = float(torch.rand(1, generator=gen))
@@ -77,7 +97,7 @@ class PriorTrainer:
     def __init__(self, net: ColourPrior, data: SceneMix, val: ImageSet, out_dir: Path, *, batch: int = 32,
                  lr: float = 1e-3, warmup: int = 200, ema: float = 0.999, weight_decay: float = 1e-4,
                  hint_share: float = 0.5, temperature: float = 0.38, balance: float = 0.5, seed: int = 0,
-                 val_images: int = 384,
+                 val_images: int = 384, l_jitter: float = 0.0,
                  device: torch.device | str = "cpu", provenance: dict | None = None) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device)
@@ -87,6 +107,7 @@ class PriorTrainer:
         self.data, self.out_dir = data, Path(out_dir)
         self.batch, self.lr, self.warmup, self.ema_decay = batch, lr, warmup, ema
         self.hint_share, self.temperature, self.seed = hint_share, temperature, seed
+        self.l_jitter = l_jitter  # share of the samples given a random tone curve (jitter_lightness)
         self.balance = balance  # how validation (and so best.safetensors) decodes: see ColourPrior.decode
         self.opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
         self.val = ImageSet(val.images[:val_images], val.names[:val_images])
@@ -130,6 +151,8 @@ class PriorTrainer:
         l, ab = batch_to_model_space(rgb.to(self.device))
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
         hint, mask = random_hints(ab.cpu(), gen, self.hint_share)
+        if self.l_jitter:
+            l = jitter_lightness(l, gen, self.l_jitter)
         self.net.train()
         for g in self.opt.param_groups:
             g["lr"] = self._lr()
@@ -305,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hint-share", type=float, default=0.5)
+    p.add_argument("--l-jitter", type=float, default=0.0,
+                   help="share of the samples whose lightness gets a random tone curve (gamma, contrast, shift); "
+                        "0 = off")
     p.add_argument("--buckets", default=None,
                    help="crop sizes and their shares, e.g. 64x112:0.45,64x88:0.25,64x64:0.3 (the default: the working "
                         "sizes, short side 64)")
@@ -332,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
         if args.resume_from and (args.resume or not Path(args.resume_from).is_file()):
             raise InputError(f"--resume-from {args.resume_from}: give an existing state, and not with --resume")
+        if not 0.0 <= args.l_jitter <= 1.0:
+            raise InputError(f"--l-jitter must be in [0, 1], got {args.l_jitter}")
         out.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         mix, val, held = load_scene_mix(args.data, args.weights, buckets=buckets, seed=args.seed)
@@ -339,10 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         config = PriorConfig.from_json(args.config) if args.config else PriorConfig()
         net = ColourPrior(config)
         prov = {"data": [Path(d).name for d in args.data], "weights": args.weights, "batch": args.batch,
-                "lr": args.lr, "hint_share": args.hint_share, "parameters": count_parameters(net),
+                "lr": args.lr, "hint_share": args.hint_share, "l_jitter": args.l_jitter,
+                "parameters": count_parameters(net),
                 "hardware": f"{args.device} x{args.threads} threads ({os.cpu_count()} CPUs)", **mix.describe()}
         trainer = PriorTrainer(net, mix, val, out, batch=args.batch, lr=args.lr, hint_share=args.hint_share,
-                               seed=args.seed, device=args.device, provenance=prov)
+                               l_jitter=args.l_jitter, seed=args.seed, device=args.device, provenance=prov)
         print(f"data: {len(mix)} training images, {len(val)} validation crops ({time.perf_counter() - t:.0f}s); "
               f"{count_parameters(net) / 1e6:.2f}M parameters", file=sys.stderr, flush=True)
         if args.resume or args.resume_from:
