@@ -1,6 +1,7 @@
 import json
 import pickle
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,3 +155,30 @@ def test_default_model_is_shipped_and_loads():
 
     prior_prov = json.loads(load_state(path)[1]["hueshift.prior_provenance"])
     assert prior_prov["crops_seen"] > 30_000, "the colour prior must be trained"
+
+
+def test_a_shipped_model_by_its_name(tmp_path, monkeypatch, capsys):
+    """`--model hueshift-v2` finds the shipped file wherever the package is installed; a file of that name in the
+    working folder still wins; an unknown name says which models are shipped."""
+    from hueshift_core.cli.commands import main
+    from hueshift_core.model.checkpoint import shipped_models
+
+    names = shipped_models()
+    assert names[:2] == ["hueshift-v1", "hueshift-v2"] and default_model_path().stem == names[-1]
+    weights = default_model_path().parent
+    assert resolve_model_path("hueshift-v2") == weights / "hueshift-v2.safetensors"
+    assert resolve_model_path("hueshift-v2.safetensors") == weights / "hueshift-v2.safetensors"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hueshift-v2.safetensors").write_bytes(b"")
+    assert resolve_model_path("hueshift-v2.safetensors") == Path("hueshift-v2.safetensors")
+    with pytest.raises(CheckpointError, match="not a shipped model.*hueshift-v1, hueshift-v2"):
+        resolve_model_path("hueshift-v99")
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "grey.png"), np.tile(np.arange(64, dtype=np.uint8) * 4, (48, 1)))
+    assert main(["colorize-image", "grey.png", "-o", "out.png", "--model", "hueshift-v1", "--steps", "2",
+                 "--no-progress"]) == 0
+    assert (tmp_path / "out.png").is_file()
+    assert main(["colorize-image", "grey.png", "-o", "x.png", "--model", "hueshift-v99", "--no-progress"]) == 2
+    assert "not a shipped model" in capsys.readouterr().err and not (tmp_path / "x.png").exists()

@@ -16,7 +16,9 @@ from ..video.pipeline import MODES, PipelineOptions
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that samples colour."""
-    p.add_argument("--model", default=None, help="HueShift .safetensors checkpoint (default: the shipped model)")
+    p.add_argument("--model", default=None,
+                   help="a shipped model by its name (hueshift-v2 ...) or a HueShift .safetensors file (default: the "
+                        "shipped default)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same colours")
     d = SampleOptions()
     p.add_argument("--variety", type=float, default=d.variety,

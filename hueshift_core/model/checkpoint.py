@@ -295,10 +295,25 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_MODEL_NAME
 
 
+def shipped_models() -> list[str]:
+    """The names of the models shipped inside the package (``hueshift-v1`` ... ), oldest first."""
+    names = [f.name[:-len(".safetensors")] for f in default_model_path().parent.glob("hueshift-v*.safetensors")]
+    return sorted(names, key=lambda n: int(n[len("hueshift-v"):]) if n[len("hueshift-v"):].isdigit() else 0)
+
+
 def resolve_model_path(path: str | os.PathLike | None) -> Path:
-    """``path`` if given, else the shipped default; a clear error if neither exists."""
+    """``path`` if given (a file, or the name of a shipped model such as ``hueshift-v2``, with or without
+    ``.safetensors``), else the shipped default; a clear error if neither exists."""
     if path is not None:
-        return Path(path)
+        p = Path(path)
+        if not p.exists() and p.parent == Path("."):
+            shipped = default_model_path().parent / (p.name if p.suffix == ".safetensors" else f"{p.name}.safetensors")
+            if shipped.is_file():
+                return shipped
+            if not p.suffix:
+                raise CheckpointError(f"model {p.name!r}: no such file, and not a shipped model (shipped: "
+                                      f"{', '.join(shipped_models()) or 'none'}); give a .safetensors file")
+        return p
     p = default_model_path()
     if not p.exists():
         raise CheckpointError(
