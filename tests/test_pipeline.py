@@ -244,7 +244,8 @@ def test_cli_no_consensus(tmp_path):
         assert r.returncode == 0, r.stderr
         outs.append(np.concatenate(list(read_frames(out))).astype(np.float32))
     assert np.abs(outs[0] - outs[1])[4:].mean() > 0.1  # later keyframes (and what they colour) differ
-    np.testing.assert_array_equal(outs[0][:2], outs[1][:2])  # the shot's first keyframe is the same
+    # the shot's first keyframe (frame 0) is the same; frames 1-3 blend in keyframe 4's colour, which differs
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
 
 
 @pytest.mark.slow
