@@ -312,7 +312,8 @@ def resolve_model_path(path: str | os.PathLike | None) -> Path:
                 return shipped
             if not p.suffix:
                 raise CheckpointError(f"model {p.name!r}: no such file, and not a shipped model (shipped: "
-                                      f"{', '.join(shipped_models()) or 'none'}); give a .safetensors file")
+                                      f"{', '.join(shipped_models()) or 'none'}; hueshift-v3 to v5 are in the "
+                                      f"project's git history, see its model card); give a .safetensors file")
         return p
     p = default_model_path()
     if not p.exists():
