@@ -219,7 +219,7 @@ def colour_inputs(io) -> list:
                                "diffusion model re-noises it that far and samples back (more varied colours, slower)."),
         io.Float.Input("temperature", default=0.0, min=0.0, max=2.0, step=0.01,
                        tooltip="Colour prior temperature: lower gives bolder, more decided colours; 0 = the model's "
-                               "own (0.38 for hueshift-v3 to v7)."),
+                               "own (0.38 for every shipped model with a colour prior)."),
         io.Float.Input("chroma", default=d.chroma, min=0.0, max=3.0, step=0.05,
                        tooltip="Scales the colour prior's saturation (1 = as predicted)."),
     ]

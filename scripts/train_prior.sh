@@ -13,9 +13,11 @@
 #   python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
 #       hueshift_core/weights/hueshift-v7.safetensors --prior runs/prior-jit/last.safetensors \
 #       --balance 0.38 --neutral 3 --hue mean --prior-side 128 --flip 1
+# (that run went on as runs/prior; the same weights are inside v7: --prior hueshift_core/weights/hueshift-v7.safetensors)
 # At the end of a session, commit the compact state and the log so the next one goes on from there:
 #   cp runs/prior/last-compact.safetensors training/colour-prior/last.safetensors
-#   cat runs/prior/log.jsonl >> training/colour-prior/log.jsonl     # (the new lines only)
+#   cat runs/prior/log.jsonl >> training/colour-prior/log.jsonl     # (the new lines only; a run killed and
+#   resumed repeats the steps after its last checkpoint: keep the resumed ones, training/colour-prior/README.md)
 # Round 10 restarted from step 38,561 (the state v4-v6 ship) with Tiny ImageNet shards 02-04 added and the
 # scene sources drawn less often (each scene image had been seen ~300 times), in two runs side by side; the
 # one with --l-jitter 0.5 (a random tone curve on L for half the samples) measured better and is the default
