@@ -60,6 +60,11 @@ class DDPMColorize(io.ComfyNode):
                 io.Int.Input("working_size", default=SampleOptions.short_side, min=8, max=512, step=8,
                              tooltip="Short side (pixels, a multiple of 8) at which the model samples colour. "
                                      "The shipped model was trained at 64."),
+                io.Boolean.Input("shot_consensus", default=PipelineOptions.consensus,
+                                 tooltip="With a keyframe plan: a shot's later keyframes keep the mean of the colour "
+                                         "prior's views of the shot so far where the colour tracks (steadier). "
+                                         "Off: each keeps the colour carried into it, for a shot whose colours "
+                                         "really change (lights switched on)."),
                 KEYFRAMES.Input("keyframes", optional=True,
                                 tooltip="Optional plan from HueShift Keyframe Select: colour only its keyframes "
                                         "(then propagate). Without it every frame is coloured independently."),
@@ -73,7 +78,8 @@ class DDPMColorize(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: torch.Tensor, model: HueShiftModel, steps: int, sampler: str, seed: int,
-                batch_size: int, working_size: int, keyframes: staged.ClipPlan | None = None,
+                batch_size: int, working_size: int, shot_consensus: bool = PipelineOptions.consensus,
+                keyframes: staged.ClipPlan | None = None,
                 variety: float = SampleOptions.variety, temperature: float = 0.0,
                 chroma: float = SampleOptions.chroma, hints: UserHints | None = None) -> io.NodeOutput:
         frames = images_to_frames(images)
@@ -96,7 +102,7 @@ class DDPMColorize(io.ComfyNode):
                 raise InputError(f"DDPM Colorize: frame {missing[0]} has hints but is not a keyframe of the plan: connect "
                                  "the same hints to Keyframe Select")
             bar = progress(len(keyframes.keyframes) * steps)
-            ab = staged.colour_keyframes(model.for_sampling(), u8, keyframes, PipelineOptions(sample=options),
+            ab = staged.colour_keyframes(model.for_sampling(), u8, keyframes, PipelineOptions(sample=options, consensus=bool(shot_consensus)),
                                          callback=bar, user=user)
             bar.finish()  # warm-started keyframes take fewer steps
             indices = keyframes.keyframes

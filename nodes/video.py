@@ -179,6 +179,11 @@ class ColorizeVideoFile(io.ComfyNode):
                                tooltip="Chroma upscale: guided (edge-aware) or bicubic."),
                 io.Int.Input("frame_cap", default=0, min=0, max=100_000_000,
                              tooltip="Colorize at most this many frames from the start (0 = the whole video)."),
+                io.Boolean.Input("shot_consensus", default=PipelineOptions.consensus,
+                                 tooltip="A shot's later keyframes keep the mean of the colour prior's views of the "
+                                         "shot so far where the colour tracks (steadier). Off: each keeps the colour "
+                                         "carried into it, for a shot whose colours really change (lights "
+                                         "switched on)."),
                 MODEL.Input("model", optional=True,
                             tooltip="Optional: a model from HueShift Model Loader (default: the shipped model)."),
                 HINTS.Input("hints", optional=True,
@@ -197,7 +202,7 @@ class ColorizeVideoFile(io.ComfyNode):
     @classmethod
     def execute(cls, video: str, path: str, filename_prefix: str, mode: str, steps: int, sampler: str, seed: int,
                 working_size: int, max_gap: int, deflicker: float, upscale: str, frame_cap: int,
-                model: HueShiftModel | None = None, variety: float = SampleOptions.variety,
+                shot_consensus: bool = PipelineOptions.consensus, model: HueShiftModel | None = None, variety: float = SampleOptions.variety,
                 temperature: float = 0.0, chroma: float = SampleOptions.chroma,
                 hints: UserHints | None = None) -> io.NodeOutput:
         src = _source(video, path)
@@ -206,7 +211,8 @@ class ColorizeVideoFile(io.ComfyNode):
         options = PipelineOptions(
             mode=mode, sample=SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size,
                                             **colour_options(variety, temperature, chroma)),
-            keyframes=KeyframeOptions(max_gap=max_gap), deflicker=deflicker, upscale=upscale)
+            keyframes=KeyframeOptions(max_gap=max_gap), deflicker=deflicker, upscale=upscale,
+            consensus=bool(shot_consensus))
         dst, file, subfolder = output_file(filename_prefix, ".mp4")
         info = check_video_io(src, dst)
         n = min(info.frame_count, frame_cap) if frame_cap else info.frame_count

@@ -599,3 +599,41 @@ def test_hint_nodes_make_keyframes_and_the_staged_graph_gives_the_pipelines_colo
     with pytest.raises(errors().InputError, match="grey"):
         grey_ref = nodes["HueShiftReferenceFrames"].execute(images=img[:1], frames="0").args[0]
         grey_ref.resolve(*frames.shape[1:3], len(frames))
+
+
+def test_shot_consensus_widget_reaches_the_pipeline(comfy, nodes, fixed_threads):
+    """DDPM Colorize's and Colorize Video File's ``shot_consensus`` is the pipeline's ``consensus``: off, the
+    staged graph gives what the pipeline gives with ``consensus=False`` (bit for bit), and a shot's later
+    keyframes differ from the default's while its first does not."""
+    core = pack_module("hueshift_core.video.pipeline")
+    kf_options = pack_module("hueshift_core.video.keyframes").KeyframeOptions(max_gap=5)
+    clip = ROOT / "workflows" / "input" / "hueshift_example.mp4"
+    frames = np.concatenate(list(pack_module("hueshift_core.video").read_frames(str(clip))))
+    img = torch.from_numpy(frames).float() / 255.0
+    model = nodes["HueShiftModelLoader"].execute(model_name=SHIPPED[-1], precision="auto").args[0]
+    plan = nodes["HueShiftKeyframeSelect"].execute(images=img, max_gap=5, cut_threshold=0.35, track_threshold=0.3,
+                                                   analysis_size=128).args[0]
+    assert len(plan.keyframes) >= 3 and plan.shot_starts == (0,)
+    keys = {}
+    for on in (True, False):
+        keys[on] = nodes["HueShiftDDPMColorize"].execute(images=img, model=model, steps=8, sampler="dpmpp_2m",
+                                                         seed=0, batch_size=8, working_size=64, keyframes=plan,
+                                                         shot_consensus=on).args[0]
+    assert torch.equal(keys[True].ab[0], keys[False].ab[0])  # the shot's first keyframe: its own view either way
+    assert float((keys[True].ab[1:] - keys[False].ab[1:]).abs().mean()) > 1e-3
+    chroma = nodes["HueShiftPropagate"].execute(images=img, keyframes=plan, chroma=keys[False], deflicker=0.5).args[0]
+    got = nodes["HueShiftLABUpscale"].execute(images=img, chroma=chroma, method="guided").args[0]
+    options = core.PipelineOptions(keyframes=kf_options, consensus=False)
+    want = np.concatenate(list(core.VideoPipeline(model.model, options).run(iter([frames]))))
+    assert np.array_equal((got.numpy() * 255.0).round().astype(np.uint8), want)
+
+    shutil.copy(clip, Path(comfy.folder_paths.get_input_directory()) / "consensus.mp4")
+    node, out = nodes["HueShiftColorizeVideoFile"], {}
+    for on in (True, False):
+        kw = {"video": "consensus.mp4", "path": "", "mode": "keyframes", "steps": 8, "sampler": "dpmpp_2m",
+              "seed": 0, "working_size": 64, "max_gap": 5, "deflicker": 0.5, "upscale": "guided", "frame_cap": 0,
+              "model": model, "shot_consensus": on}
+        path = node.execute(filename_prefix=f"HueShift/consensus_{on}", **kw).args[1]
+        out[on] = np.concatenate(list(pack_module("hueshift_core.video").read_frames(path))).astype(np.float32)
+    assert np.abs(out[True] - out[False])[5:].mean() > 0.1  # later keyframes and what they colour differ
+    np.testing.assert_array_equal(out[True][0], out[False][0])
