@@ -26,6 +26,7 @@ from .common import (
     images_to_frames,
     images_to_u8,
     progress,
+    shot_consensus_input,
 )
 from .hints import UserHints
 from .model import HueShiftModel
@@ -60,11 +61,7 @@ class DDPMColorize(io.ComfyNode):
                 io.Int.Input("working_size", default=SampleOptions.short_side, min=8, max=512, step=8,
                              tooltip="Short side (pixels, a multiple of 8) at which the model samples colour. "
                                      "The shipped model was trained at 64."),
-                io.Boolean.Input("shot_consensus", default=PipelineOptions.consensus,
-                                 tooltip="With a keyframe plan: a shot's later keyframes keep the mean of the colour "
-                                         "prior's views of the shot so far where the colour tracks (steadier). "
-                                         "Off: each keeps the colour carried into it, for a shot whose colours "
-                                         "really change (lights switched on)."),
+                shot_consensus_input(io, "With a keyframe plan: "),
                 KEYFRAMES.Input("keyframes", optional=True,
                                 tooltip="Optional plan from HueShift Keyframe Select: colour only its keyframes "
                                         "(then propagate). Without it every frame is coloured independently."),

@@ -20,6 +20,7 @@ from ..hueshift_core.images import check_frames
 from ..hueshift_core.model.lab import is_grey
 from ..hueshift_core.model.sampling import SampleOptions
 from ..hueshift_core.video import staged
+from ..hueshift_core.video.pipeline import PipelineOptions
 from .comfy_compat import ProgressBar, folder_paths, io, model_management
 
 CATEGORY = "HueShift"
@@ -223,6 +224,14 @@ def colour_inputs(io) -> list:
         io.Float.Input("chroma", default=d.chroma, min=0.0, max=3.0, step=0.05,
                        tooltip="Scales the colour prior's saturation (1 = as predicted)."),
     ]
+
+
+def shot_consensus_input(io, when: str = ""):
+    """The ``shot_consensus`` widget of DDPM Colorize and Colorize Video File: the pipeline's ``consensus``."""
+    return io.Boolean.Input("shot_consensus", default=PipelineOptions.consensus,
+                            tooltip=f"{when}A shot's later keyframes keep the mean of the colour prior's views of the "
+                                    "shot so far where the colour tracks (steadier). Off: each keeps the colour "
+                                    "carried into it, for a shot whose colours really change (lights switched on).")
 
 
 def colour_options(variety: float, temperature: float, chroma: float) -> dict:

@@ -29,6 +29,7 @@ from .common import (
     output_file,
     progress,
     resolve_input_file,
+    shot_consensus_input,
 )
 from .hints import UserHints
 from .model import DEFAULT, HueShiftModel, load, model_path
@@ -179,11 +180,7 @@ class ColorizeVideoFile(io.ComfyNode):
                                tooltip="Chroma upscale: guided (edge-aware) or bicubic."),
                 io.Int.Input("frame_cap", default=0, min=0, max=100_000_000,
                              tooltip="Colorize at most this many frames from the start (0 = the whole video)."),
-                io.Boolean.Input("shot_consensus", default=PipelineOptions.consensus,
-                                 tooltip="A shot's later keyframes keep the mean of the colour prior's views of the "
-                                         "shot so far where the colour tracks (steadier). Off: each keeps the colour "
-                                         "carried into it, for a shot whose colours really change (lights "
-                                         "switched on)."),
+                shot_consensus_input(io),
                 MODEL.Input("model", optional=True,
                             tooltip="Optional: a model from HueShift Model Loader (default: the shipped model)."),
                 HINTS.Input("hints", optional=True,
