@@ -101,6 +101,8 @@ class PriorTrainer:
                  device: torch.device | str = "cpu", provenance: dict | None = None) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device)
+        if self.device.type == "cpu":  # NHWC convolutions train about 10 % faster on one CPU thread (round 12)
+            self.net = net.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(net).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -153,6 +155,8 @@ class PriorTrainer:
         hint, mask = random_hints(ab.cpu(), gen, self.hint_share)
         if self.l_jitter:
             l = jitter_lightness(l, gen, self.l_jitter)
+        if self.device.type == "cpu":
+            l = l.contiguous(memory_format=torch.channels_last)
         self.net.train()
         for g in self.opt.param_groups:
             g["lr"] = self._lr()
