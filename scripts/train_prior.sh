@@ -8,8 +8,11 @@
 # Judge a state on the tuning photos before shipping it, with the shipped decoding at a few balances:
 #   python benchmarks/eval_colour.py --split tune --n 280 --prior runs/prior/last.safetensors --variants \
 #       prior:prior_side=128,prior_flip=1,prior_hue=mean,balance=0.35,prior_neutral=3 ...
-# and ship the lowest ΔE00 at colourfulness >= 0.70x the truth's (docs/model-card.md). hueshift-v7 is the run
-# below's state at step 51,918 (the EMA after the learning rate's anneal), read as v6 reads its prior, balance 0.38:
+# and ship the lowest ΔE00 at colourfulness >= 0.70x the truth's (docs/model-card.md); then the clips at that balance:
+#   python benchmarks/sweep_clips.py --prior runs/prior/last.safetensors --variants \
+#       prior:prior_side=128,prior_flip=1,prior_hue=mean,prior_neutral=3,balance=B --name NAME --out runs/exp
+# hueshift-v7 is the run below's state at step 51,918 (the EMA after the learning rate's anneal), read as v6 reads
+# its prior, balance 0.38:
 #   python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
 #       hueshift_core/weights/hueshift-v7.safetensors --prior runs/prior-jit/last.safetensors \
 #       --balance 0.38 --neutral 3 --hue mean --prior-side 128 --flip 1
