@@ -28,8 +28,10 @@
 #   git show 3c3dff5:training/colour-prior/last.safetensors > runs/from/step38561.safetensors
 #   FROM_STATE=runs/from/step38561.safetensors OUT=runs/prior-jit MINUTES=100 ANNEAL=30 scripts/train_prior.sh
 # Round 12 trained on from step 78,338 (the committed state) with this recipe, and with --hint-share 0.2 beside it:
-# both measured worse than 78,338 (training/colour-prior/README.md), so the committed state stayed 78,338. Change the
-# recipe before training on (e.g. LR=3e-4, or stronger augmentation), in a new OUT, and judge it as above.
+# both measured worse than 78,338 (training/colour-prior/README.md). The committed state is the line's latest (96,152);
+# change the recipe before training on, from 78,338, in a new OUT, and judge it as above:
+#   git show 00d60ec:training/colour-prior/last.safetensors > runs/from/step78338.safetensors
+#   FROM_STATE=runs/from/step78338.safetensors OUT=runs/prior-lr LR=3e-4 MINUTES=140 ANNEAL=30 scripts/train_prior.sh
 # On a GPU: DEVICE=cuda THREADS=8 BATCH=256 LR=2e-3 scripts/train_prior.sh (untested: no GPU was lent).
 set -euo pipefail
 D=${DATA:-../shared/data}
