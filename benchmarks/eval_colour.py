@@ -49,6 +49,16 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, kw
 
 
+PRIOR_KEYS = ("prior_hue", "prior_side", "prior_flip", "prior_neutral")  # a variant's keys for the prior's decoding
+
+
+def variant_decoding(model, kw: dict) -> tuple[object, dict]:
+    """The model's PriorDecoding with a variant's ``prior_*`` keys (taken out of ``kw``), and those keys."""
+    over = {k: kw.pop(k) for k in PRIOR_KEYS if k in kw}
+    return dataclasses.replace(model.prior_decoding, **{k[len("prior_"):]: (bool(v) if k == "prior_flip" else v)
+                                                        for k, v in over.items()}), over
+
+
 def model_for(name: str, prior_path: str | None, weights_from: str | None = None):
     weights = ROOT / "hueshift_core" / "weights"
     if name == "default":
@@ -138,11 +148,8 @@ def main() -> None:
     for text in args.variants:
         name, kw = parse_variant(text)
         model = model_for(name, args.prior, args.prior_weights)
-        over = {k: kw.pop(k) for k in ("prior_hue", "prior_side", "prior_flip", "prior_neutral")
-                if k in kw}  # the prior's decoding
         saved = model.prior_decoding  # (the default model is cached: put its own back after)
-        model.prior_decoding = dataclasses.replace(saved, **{k[len("prior_"):]: (bool(v) if k == "prior_flip" else v)
-                                                             for k, v in over.items()})
+        model.prior_decoding, over = variant_decoding(model, kw)
         t = time.perf_counter()
         try:
             outs = colorize_all(model, imgs, SampleOptions(batch_size=16, **kw))

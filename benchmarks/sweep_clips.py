@@ -23,14 +23,11 @@ from pathlib import Path
 
 from common import machine  # benchmarks/common.py
 from eval_clips import DEFAULT as CLIPS
-from eval_colour import model_for, parse_variant
+from eval_colour import model_for, parse_variant, variant_decoding
 
 from hueshift_core import threads
 from hueshift_core.evaluation.clips import evaluate
 from hueshift_core.video.pipeline import PipelineOptions
-
-PRIOR_KEYS = ("prior_hue", "prior_side", "prior_flip", "prior_neutral")
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,10 +52,8 @@ def main() -> None:
     for text in args.variants:
         name, kw = parse_variant(text)
         model = model_for(name, args.prior)
-        over = {k: kw.pop(k) for k in PRIOR_KEYS if k in kw}
         saved = model.prior_decoding  # (the default model is cached: put its own back after)
-        model.prior_decoding = dataclasses.replace(saved, **{k[len("prior_"):]: (bool(v) if k == "prior_flip" else v)
-                                                             for k, v in over.items()})
+        model.prior_decoding, _ = variant_decoding(model, kw)
         options = dataclasses.replace(base, sample=dataclasses.replace(base.sample, **kw))
         t = time.perf_counter()
         try:
