@@ -54,6 +54,24 @@ def test_scene_mix_buckets_sources_and_determinism():
     assert not torch.equal(mix.batch(7, 4), mix.batch(8, 4)) or mix.batch(7, 4).shape != mix.batch(8, 4).shape
 
 
+def test_scene_mix_min_scale_sets_the_crop_scale_range(tmp_path):
+    rng = np.random.default_rng(2)
+    img = _img(rng, 128, 224)
+    whole = cv2.resize(img, (112, 64), interpolation=cv2.INTER_AREA)
+
+    def crops(min_scale):
+        src = Source("s", [img], ["s0"], 1.0)
+        mix = SceneMix([src], buckets=((64, 112, 1.0),), seed=0, min_scale=min_scale)
+        return [mix.batch(step, 1)[0].numpy() for step in range(12)]
+
+    # min_scale 1: every crop is the whole image (or its mirror); lower: zoomed-in crops
+    assert all(np.array_equal(c, whole) or np.array_equal(c, whole[:, ::-1]) for c in crops(1.0))
+    assert not all(np.array_equal(c, whole) or np.array_equal(c, whole[:, ::-1]) for c in crops(0.3))
+    src = _zip(tmp_path / "v.zip", [(f"davis_c{c}_{f:05d}.jpg", img) for c in range(20) for f in range(2)])
+    with pytest.raises(InputError, match="min_scale"):
+        load_scene_mix([src], [1.0], min_scale=0.0)
+
+
 def test_load_scene_mix_holds_out_whole_clips(tmp_path):
     rng = np.random.default_rng(1)
     items = [(f"davis_clip{c}_{f:05d}.jpg", _img(rng, 144, 256)) for c in range(30) for f in range(3)]

@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--buckets", default=None,
                    help="crop sizes and their shares, e.g. 64x112:0.45,64x88:0.25,64x64:0.3 (the default: the working "
                         "sizes, short side 64)")
+    p.add_argument("--min-scale", type=float, default=0.55,
+                   help="smallest training crop as a share of the largest crop of its aspect (random scale in "
+                        "[MIN_SCALE, 1]); lower = stronger scale augmentation")
     p.add_argument("--config", default=None, help="PriorConfig as JSON (default: the shipped shape)")
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--anneal-minutes", type=float, default=0.0,
@@ -366,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--l-jitter must be in [0, 1], got {args.l_jitter}")
         out.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        mix, val, held = load_scene_mix(args.data, args.weights, buckets=buckets, seed=args.seed)
+        mix, val, held = load_scene_mix(args.data, args.weights, buckets=buckets, seed=args.seed,
+                                        min_scale=args.min_scale)
         (out / "held_out.json").write_text(json.dumps(held, indent=0))
         config = PriorConfig.from_json(args.config) if args.config else PriorConfig()
         net = ColourPrior(config)

@@ -139,8 +139,8 @@ class SceneMix:
 
 def load_scene_mix(sources: Sequence[str | Path], weights: Sequence[float], *, holdout_share: float = 0.06,
                    buckets=DEFAULT_BUCKETS, seed: int = 0, max_side: int = 160,
-                   val_size: tuple[int, int] = (64, 112), max_per_source: int | None = None
-                   ) -> tuple[SceneMix, ImageSet, list[str]]:
+                   val_size: tuple[int, int] = (64, 112), max_per_source: int | None = None,
+                   min_scale: float = 0.55) -> tuple[SceneMix, ImageSet, list[str]]:
     """Decode zip shards (or folders) once at their stored size (long side capped at ``max_side``
     x 16/9), split by clip: (training mix, validation crops at ``val_size`` (centre, full
     scene), held-out group names). Grey images are skipped."""
@@ -180,7 +180,9 @@ def load_scene_mix(sources: Sequence[str | Path], weights: Sequence[float], *, h
                 if max_per_source and len(imgs) >= max_per_source:
                     break
         mix_sources.append(Source(Path(src).name, imgs, names, float(wt)))
-    mix = SceneMix(mix_sources, buckets, seed=seed)
+    if not 0.0 < min_scale <= 1.0:
+        raise InputError(f"min_scale must be in (0, 1], got {min_scale}")
+    mix = SceneMix(mix_sources, buckets, seed=seed, min_scale=min_scale)
     if not val_imgs:
         raise InputError("the validation split is empty: raise holdout_share or add 16:9-sized sources")
     # Interleave sources in the validation set so its first images are not all one clip.
