@@ -143,9 +143,12 @@ def load_scene_mix(sources: Sequence[str | Path], weights: Sequence[float], *, h
                    min_scale: float = 0.55) -> tuple[SceneMix, ImageSet, list[str]]:
     """Decode zip shards (or folders) once at their stored size (long side capped at ``max_side``
     x 16/9), split by clip: (training mix, validation crops at ``val_size`` (centre, full
-    scene), held-out group names). Grey images are skipped."""
+    scene), held-out group names). Grey images are skipped. ``min_scale`` in (0, 1]: the smallest training crop
+    as a share of the largest of its aspect (:class:`SceneMix`); checked before anything is decoded."""
     if len(weights) != len(sources):
         raise InputError(f"{len(sources)} sources but {len(weights)} weights")
+    if not 0.0 < min_scale <= 1.0:
+        raise InputError(f"min_scale must be in (0, 1], got {min_scale}")
     vh, vw = val_size
     mix_sources: list[Source] = []
     val_imgs: list[np.ndarray] = []
@@ -180,8 +183,6 @@ def load_scene_mix(sources: Sequence[str | Path], weights: Sequence[float], *, h
                 if max_per_source and len(imgs) >= max_per_source:
                     break
         mix_sources.append(Source(Path(src).name, imgs, names, float(wt)))
-    if not 0.0 < min_scale <= 1.0:
-        raise InputError(f"min_scale must be in (0, 1], got {min_scale}")
     mix = SceneMix(mix_sources, buckets, seed=seed, min_scale=min_scale)
     if not val_imgs:
         raise InputError("the validation split is empty: raise holdout_share or add 16:9-sized sources")
