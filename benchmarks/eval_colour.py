@@ -37,7 +37,7 @@ from hueshift_core.model.sampling import SampleOptions
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "scenes"
 DEFAULT_SOURCES = [SHARED / "scenes-video.zip", SHARED / "scenes-photos.zip", SHARED / "imagenette.zip"]
-FLOATS = {"variety", "temperature", "chroma", "guidance", "eta", "balance", "prior_neutral"}
+FLOATS = {"variety", "temperature", "chroma", "guidance", "eta", "balance", "prior_neutral", "prior_video_chroma"}
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -49,7 +49,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, kw
 
 
-PRIOR_KEYS = ("prior_hue", "prior_side", "prior_flip", "prior_neutral")  # a variant's keys for the prior's decoding
+PRIOR_KEYS = ("prior_hue", "prior_side", "prior_flip", "prior_neutral", "prior_video_chroma")  # a variant's keys for the prior's decoding
 
 
 def variant_decoding(model, kw: dict) -> tuple[object, dict]:

@@ -7,7 +7,7 @@ import torch
 from ..hueshift_core.errors import InputError
 from ..hueshift_core.images import sample_frames_ab
 from ..hueshift_core.model.diffusion import Sampler
-from ..hueshift_core.model.sampling import SampleOptions
+from ..hueshift_core.model.sampling import SampleOptions, for_video
 from ..hueshift_core.model.upscale import Upscale
 from ..hueshift_core.video import staged
 from ..hueshift_core.video.pipeline import PipelineOptions
@@ -43,7 +43,8 @@ class DDPMColorize(io.ComfyNode):
             category=CATEGORY,
             description="Colour (LAB chroma at the working resolution) from the model: its colour prior, and at "
                         "variety > 0 diffusion sampling around it; for the keyframes when a keyframe plan is "
-                        "connected, else for every frame independently. Takes your hints.",
+                        "connected, else for every frame independently. Takes your hints. Video frames (a keyframe "
+                        "plan, or more than one image) get the model's video saturation, one image its photo colour.",
             inputs=[
                 io.Image.Input("images", tooltip="Grey frames (a colour input is turned grey first: only its "
                                                  "lightness is used)."),
@@ -84,7 +85,9 @@ class DDPMColorize(io.ComfyNode):
         note = colour_note(images, "HueShift DDPM Colorize")
         options = SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size, batch_size=batch_size,
                                 **colour_options(variety, temperature, chroma))
-        if keyframes is None:  # every frame on its own, in batches
+        if keyframes is None:  # every frame on its own, in batches; frames at the video path's saturation
+            if frames.shape[0] > 1:
+                options = for_video(model.for_sampling(), options)
             bar = progress(-(-frames.shape[0] // batch_size) * steps)
             ab = sample_frames_ab(model.for_sampling(), frames, options, callback=bar)
             for i, colour in user.items():  # the user's colours, frame by frame

@@ -8,6 +8,9 @@ and (hueshift-v3 on) the colour prior the sampling is anchored on.
     python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
         hueshift_core/weights/hueshift-v4.safetensors --prior runs/prior/last.safetensors --balance 0.54 \
         --hue mean --prior-side 96
+    python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
+        hueshift_core/weights/hueshift-v8.safetensors --prior training/colour-prior/last.safetensors \
+        --balance 0.15 --neutral 3 --hue mean --prior-side 128 --flip 1 --video-chroma 1.5
 
 The guidance scale goes into the metadata (``hueshift.guidance``): it is what ``--guidance``
 defaults to for this model. Refused for a model not trained with L dropped (no unconditional mode).
@@ -29,7 +32,7 @@ from hueshift_core.model.prior import PRIOR_HUES, PriorDecoding
 def _decoding(own: PriorDecoding, args) -> PriorDecoding:
     """The source's own decoding with the settings given on the command line."""
     given = {"temperature": args.temperature, "balance": args.balance, "hue": args.hue, "side": args.prior_side,
-             "flip": None if args.flip is None else bool(args.flip), "neutral": args.neutral}
+             "flip": None if args.flip is None else bool(args.flip), "neutral": args.neutral, "video_chroma": args.video_chroma}
     return dataclasses.replace(own, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -55,6 +58,9 @@ def main() -> int:
     ap.add_argument("--neutral", type=float, default=None,
                     help="CIELAB chroma units the prior's decoding takes off every colour, faint casts made grey "
                          "(default: the source's own; 0 before v6)")
+    ap.add_argument("--video-chroma", type=float, default=None,
+                    help="the saturation scale the video path applies (sampling.for_video), chosen on the "
+                         "development clips (default: the source's own; 1 before v8)")
     ap.add_argument("--weights-from", default=None, metavar="STATE",
                     help="the prior's training state (last.safetensors), for its rebalancing weights when the "
                          "export lacks them")

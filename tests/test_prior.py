@@ -157,9 +157,9 @@ def test_prior_decoding_settings_ship_in_the_file(prior_model_path, tmp_path):
     model = load_model(prior_model_path)
     save_checkpoint(tmp_path / "v.safetensors", model.net.state_dict(), model.info, prior=model.prior,
                     prior_decoding=PriorDecoding(temperature=0.4, balance=0.6, hue="mean", side=96, flip=True,
-                                                 neutral=3.0))
+                                                 neutral=3.0, video_chroma=1.5))
     m = load_model(tmp_path / "v.safetensors")
-    assert m.prior_decoding == PriorDecoding(0.4, 0.6, "mean", 96, True, 3.0)
+    assert m.prior_decoding == PriorDecoding(0.4, 0.6, "mean", 96, True, 3.0, 1.5)
     assert load_model(prior_model_path).prior_decoding.neutral == 0.0  # a file from before: no neutral pull
     tensors, meta = load_state(tmp_path / "v.safetensors")
     for key, value, match in (("hueshift.prior_hue", "mode", "hue"), ("hueshift.prior_side", "100", "side"),
@@ -167,7 +167,9 @@ def test_prior_decoding_settings_ship_in_the_file(prior_model_path, tmp_path):
                               ("hueshift.prior_flip", "yes", "colour-prior metadata"),
                               ("hueshift.prior_balance", "1.5", "balance"),
                               ("hueshift.prior_neutral", "-1", "neutral"),
-                              ("hueshift.prior_neutral", "warm", "colour-prior metadata")):
+                              ("hueshift.prior_neutral", "warm", "colour-prior metadata"),
+                              ("hueshift.prior_video_chroma", "4", "video chroma"),
+                              ("hueshift.prior_video_chroma", "nan", "video chroma")):
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, key: value})
         with pytest.raises(CheckpointError, match=match):
             load_model(tmp_path / "bad.safetensors")
@@ -357,3 +359,33 @@ def test_lightness_jitter_is_a_random_tone_curve_on_some_samples(tmp_path, capsy
     assert main([str(tmp_path / "none"), "--weights", "1", "-o", str(tmp_path / "run"), "--l-jitter", "1.5"]) == 2
     assert "--l-jitter must be in [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_videos_take_the_models_video_saturation_photos_do_not(prior_model, photo, tiny_model_path):
+    """hueshift-v8 on: the video path samples at ``chroma`` times the model's ``video_chroma`` (the prior is
+    greyer on video frames); a photo is coloured at ``chroma`` as given, whatever the model's video setting."""
+    from hueshift_core.images import colorize_image
+    from hueshift_core.model.sampling import for_video
+    from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
+
+    def at(scale: float):
+        return dataclasses.replace(prior_model, prior_decoding=dataclasses.replace(prior_model.prior_decoding,
+                                                                                   video_chroma=scale))
+
+    one, two = at(1.0), at(2.0)
+    o = SampleOptions(chroma=1.2)
+    assert for_video(one, o) is o and for_video(two, o).chroma == pytest.approx(2.4)
+    assert for_video(two, SampleOptions(chroma=2.0)).chroma == 3.0  # capped at SampleOptions' own bound
+    assert for_video(load_model(tiny_model_path), o) is o  # no colour prior: nothing to scale
+    grey = np.repeat(photo.mean(-1, keepdims=True).astype(np.uint8), 3, axis=-1)
+    frames = np.stack([np.roll(grey, 2 * k, axis=1) for k in range(4)])
+    chroma = {}
+    for name, m in (("one", one), ("two", two)):
+        pipe = VideoPipeline(m, PipelineOptions(deflicker=0.0, overlap=False))
+        out = np.concatenate(list(pipe.run(iter([frames]))))
+        assert out.shape == frames.shape
+        chroma[name] = float(np.mean(pipe.stats.keyframe_chroma))
+    assert chroma["one"] > 1.0  # the prior gave colour to scale
+    assert 1.8 < chroma["two"] / chroma["one"] <= 2.0 + 1e-6  # (a little less where ab reached its bound)
+    assert np.array_equal(colorize_image(grey, one), colorize_image(grey, two))  # photos: untouched
+    assert 0.5 <= prior_model.prior_decoding.video_chroma <= 3.0

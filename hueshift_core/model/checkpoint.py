@@ -287,7 +287,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     return ColorModel(net=net, info=info, path=str(path), prior=prior, prior_decoding=prior_decoding)
 
 
-DEFAULT_MODEL_NAME = "hueshift-v7.safetensors"
+DEFAULT_MODEL_NAME = "hueshift-v8.safetensors"
 
 
 def default_model_path() -> Path:

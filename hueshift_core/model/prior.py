@@ -40,6 +40,7 @@ BIN_SIZE = 10.0
 AB_RANGE = 110.0
 PRIOR_HUES = ("annealed", "mean")  # how ColourPrior.decode picks the hue (see there)
 MAX_NEUTRAL = 20.0  # CIELAB chroma units: the most ColourPrior.decode's ``neutral`` may take off
+MAX_VIDEO_CHROMA = 3.0  # PriorDecoding.video_chroma's bound (SampleOptions.chroma's)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,11 @@ class PriorDecoding:
     * ``side``: short side of the closer look at L beside the working size's (64: none; hueshift-v4 on);
     * ``flip``: each look also sees L mirrored left-right, its logits mirrored back and averaged (hueshift-v5 on);
     * ``neutral``: CIELAB chroma units taken off every decoded colour, and faint colour under it made grey
-      (:meth:`ColourPrior.decode`; 0: none, as before hueshift-v6).
+      (:meth:`ColourPrior.decode`; 0: none, as before hueshift-v6);
+    * ``video_chroma``: the saturation scale the video path applies on top of ``SampleOptions.chroma``
+      (:func:`hueshift_core.model.sampling.for_video`): the prior is less sure of itself on video frames
+      (softer, darker, smaller objects than photos), so its colour there comes out greyer; chosen on the
+      development clips, as the rest is on the tuning photos (1: none, as before hueshift-v8).
     """
 
     temperature: float = 0.38
@@ -62,6 +67,7 @@ class PriorDecoding:
     side: int = 64
     flip: bool = False
     neutral: float = 0.0
+    video_chroma: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.temperature <= 2.0:
@@ -74,12 +80,15 @@ class PriorDecoding:
             raise InputError(f"colour-prior side {self.side} is not a multiple of 8 from 16 to 1024")
         if not 0.0 <= self.neutral <= MAX_NEUTRAL:
             raise InputError(f"colour-prior neutral {self.neutral} outside [0, {MAX_NEUTRAL:g}] (CIELAB chroma units)")
+        if not 0.5 <= self.video_chroma <= MAX_VIDEO_CHROMA:
+            raise InputError(f"colour-prior video chroma {self.video_chroma} outside [0.5, {MAX_VIDEO_CHROMA:g}]")
 
     def metadata(self) -> dict[str, str]:
         return {"hueshift.prior_temperature": repr(float(self.temperature)),
                 "hueshift.prior_balance": repr(float(self.balance)), "hueshift.prior_hue": self.hue,
                 "hueshift.prior_side": str(int(self.side)), "hueshift.prior_flip": "1" if self.flip else "0",
-                "hueshift.prior_neutral": repr(float(self.neutral))}
+                "hueshift.prior_neutral": repr(float(self.neutral)),
+                "hueshift.prior_video_chroma": repr(float(self.video_chroma))}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> "PriorDecoding":
@@ -91,7 +100,8 @@ class PriorDecoding:
         return cls(temperature=float(meta.get("hueshift.prior_temperature", d.temperature)),
                    balance=float(meta.get("hueshift.prior_balance", d.balance)),
                    hue=meta.get("hueshift.prior_hue", d.hue), side=int(meta.get("hueshift.prior_side", d.side)),
-                   flip=flip == "1", neutral=float(meta.get("hueshift.prior_neutral", d.neutral)))
+                   flip=flip == "1", neutral=float(meta.get("hueshift.prior_neutral", d.neutral)),
+                   video_chroma=float(meta.get("hueshift.prior_video_chroma", d.video_chroma)))
 
 
 @lru_cache(maxsize=None)

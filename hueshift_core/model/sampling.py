@@ -7,11 +7,13 @@
   from noise or, SDEdit-style (Meng et al. 2022), from a partly re-noised initial colour;
 * :func:`colour_ab` — what every entry point calls: the colour prior's ab (hueshift-v3 on), then, at
   ``variety > 0``, diffusion sampling anchored on it (SDEdit from the prior's colour at strength
-  ``variety``); a model without a prior (v1, v2) samples from noise as before.
+  ``variety``); a model without a prior (v1, v2) samples from noise as before;
+* :func:`for_video` — the options the video path samples with (the model's own video saturation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,7 @@ class SampleOptions:
     # The colour prior (models that carry one, hueshift-v3 on): see colour_ab.
     variety: float = 0.0  # 0 = the prior's colour alone (one pass); up to 1 = diffusion re-noised from it that far
     temperature: float | None = None  # annealed-mean temperature; None = the model's own (lower = bolder colour)
-    chroma: float = 1.0  # scales the prior's a, b (1 = as predicted)
+    chroma: float = 1.0  # scales the prior's a, b (1 = as predicted; the video path: for_video)
     balance: float | None = None  # share of the prior's class rebalancing undone (0-1); None = the model's own
 
     def __post_init__(self) -> None:
@@ -255,6 +257,17 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
 
         ab = spread_hints(ab, l, hint_ab, hint_mask)
     return ab.clamp(-1.0, 1.0)
+
+
+def for_video(model: ColorModel, options: SampleOptions) -> SampleOptions:
+    """The options the video path samples with: ``options.chroma`` times the model's own video saturation
+    (:attr:`~.prior.PriorDecoding.video_chroma`, hueshift-v8: 1.5; capped at 3). Every video entry point
+    (the pipeline, the staged ComfyUI graph, DDPM Colorize) calls this once; photos take ``options`` as given.
+    The same options for a model without a colour prior, or whose video saturation is 1."""
+    scale = model.prior_decoding.video_chroma if model.prior is not None else 1.0
+    if scale == 1.0:
+        return options
+    return dataclasses.replace(options, chroma=min(3.0, float(options.chroma) * scale))
 
 
 @torch.no_grad()
