@@ -86,11 +86,10 @@ class DDPMColorize(io.ComfyNode):
         options = SampleOptions(steps=steps, sampler=sampler, seed=seed, short_side=working_size, batch_size=batch_size,
                                 **colour_options(variety, temperature, chroma))
         if keyframes is None:  # every frame on its own, in batches; frames at the video path's saturation
-            if frames.shape[0] > 1:
-                options = for_video(model.for_sampling(), options)
+            video = for_video(model.for_sampling(), options) if frames.shape[0] > 1 else options
             bar = progress(-(-frames.shape[0] // batch_size) * steps)
-            ab = sample_frames_ab(model.for_sampling(), frames, options, callback=bar)
-            for i, colour in user.items():  # the user's colours, frame by frame
+            ab = sample_frames_ab(model.for_sampling(), frames, video, callback=bar)
+            for i, colour in user.items():  # the user's colours, frame by frame (as the pipeline: unscaled)
                 ab[i] = sample_frames_ab(model.for_sampling(), frames[i:i + 1], options, hints=colour)[0]
             bar.finish()  # the colour prior alone (variety 0) is one pass, not `steps`
             indices = tuple(range(frames.shape[0]))

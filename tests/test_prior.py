@@ -364,6 +364,7 @@ def test_lightness_jitter_is_a_random_tone_curve_on_some_samples(tmp_path, capsy
 def test_videos_take_the_models_video_saturation_photos_do_not(prior_model, photo, tiny_model_path):
     """hueshift-v8 on: the video path samples at ``chroma`` times the model's ``video_chroma`` (the prior is
     greyer on video frames); a photo is coloured at ``chroma`` as given, whatever the model's video setting."""
+    from hueshift_core.hints import HintPoint, user_colours
     from hueshift_core.images import colorize_image
     from hueshift_core.model.sampling import for_video
     from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
@@ -387,5 +388,13 @@ def test_videos_take_the_models_video_saturation_photos_do_not(prior_model, phot
         chroma[name] = float(np.mean(pipe.stats.keyframe_chroma))
     assert chroma["one"] > 1.0  # the prior gave colour to scale
     assert 1.8 < chroma["two"] / chroma["one"] <= 2.0 + 1e-6  # (a little less where ab reached its bound)
+    # a frame the user gave hints is coloured at chroma as given: the hints settle what the scale makes up for
+    user = user_colours(48, 80, hints=[HintPoint(0.5, 0.5, (200, 40, 30), radius=0.2, frame=0)], num_frames=4)
+    hinted = []
+    for m in (one, two):
+        pipe = VideoPipeline(m, PipelineOptions(deflicker=0.0, overlap=False), user=user)
+        list(pipe.run(iter([frames])))
+        hinted.append(pipe.stats.keyframe_chroma[0])
+    assert hinted[0] == pytest.approx(hinted[1], rel=1e-5)
     assert np.array_equal(colorize_image(grey, one), colorize_image(grey, two))  # photos: untouched
     assert 0.5 <= prior_model.prior_decoding.video_chroma <= 3.0

@@ -261,9 +261,11 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
 
 def for_video(model: ColorModel, options: SampleOptions) -> SampleOptions:
     """The options the video path samples with: ``options.chroma`` times the model's own video saturation
-    (:attr:`~.prior.PriorDecoding.video_chroma`, hueshift-v8: 1.5; capped at 3). Every video entry point
-    (the pipeline, the staged ComfyUI graph, DDPM Colorize) calls this once; photos take ``options`` as given.
-    The same options for a model without a colour prior, or whose video saturation is 1."""
+    (:attr:`~.prior.PriorDecoding.video_chroma`, hueshift-v8: 1.5; capped at 3). The video path's keyframe
+    colour (:class:`~hueshift_core.video.keyframe_colour.KeyframeColorizer`: the pipeline and the staged
+    ComfyUI graph) and DDPM Colorize on frames use it; photos, and frames the user gave hints, take ``options``
+    as given (the hints settle the colour the scale makes up for). The same options for a model without a
+    colour prior, or whose video saturation is 1."""
     scale = model.prior_decoding.video_chroma if model.prior is not None else 1.0
     if scale == 1.0:
         return options

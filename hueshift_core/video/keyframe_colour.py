@@ -41,7 +41,7 @@ from ..hints import FrameColour, spread_hints, to_working
 from ..model.checkpoint import ColorModel
 from ..model.lab import denormalize_ab, normalize_ab, normalize_l
 from ..model.diffusion import Callback
-from ..model.sampling import SampleOptions, closer_l, colour_ab, make_noise
+from ..model.sampling import SampleOptions, closer_l, colour_ab, for_video, make_noise
 from .analysis import AnalysedFrame, Sizes, StageTimer
 
 
@@ -82,6 +82,9 @@ class KeyframeColorizer:
                  stats: KeyframeStats | None = None, user: dict[int, FrameColour] | None = None,
                  consensus: bool = True) -> None:
         self.model, self.sizes, self.options = model, sizes, sample
+        # the prior's colour on video frames: at the model's video saturation, but not where the user gave
+        # hints (their frame's colour is the user's, not the prior's unsure guess)
+        self._video = for_video(model, sample)
         self.user = dict(user or {})
         if self.user and model.prior is None and not all(c.reference for c in self.user.values()):
             raise InputError(f"colour hints need a model with a colour prior (hueshift-v3 or later, the default); "
@@ -111,7 +114,7 @@ class KeyframeColorizer:
         confidence), the carried colour where it still tracks is spread over the surfaces it sits on
         (:func:`~hueshift_core.hints.spread_hints`), so content that lost track near them keeps their colour.
         ``hints``: the user's colours for these frames."""
-        o, work = self.options, self.sizes.work
+        o, work = (self._video if hints is None else self.options), self.sizes.work
         l = torch.from_numpy(np.stack(l_props)).float()[:, None] / 2.55
         l_work = normalize_l(F.interpolate(l, size=work, mode="area"))
         noise = None

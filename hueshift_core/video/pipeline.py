@@ -50,7 +50,7 @@ import torch
 from ..errors import InputError
 from ..hints import FrameColour
 from ..model.checkpoint import ColorModel
-from ..model.sampling import SampleOptions, for_video
+from ..model.sampling import SampleOptions
 from ..model.upscale import Upscale, upscale_merge_u8
 from .analysis import AnalysedFrame, FrameAnalyser, Sizes, StageTimer, check_batch
 from .deflicker import Deflicker
@@ -115,8 +115,8 @@ class PipelineOptions:
 
     def keyframe_colorizer(self, model: ColorModel, sizes: Sizes, **kwargs) -> KeyframeColorizer:
         """The keyframe colour stage these options describe (``kwargs``: KeyframeColorizer's own: first_frame,
-        timer, callback, stats); it samples at the model's video saturation (:func:`~hueshift_core.model.sampling.for_video`)."""
-        return KeyframeColorizer(model, sizes, for_video(model, self.sample), warm_start=self.warm_start, share_noise=self.share_noise,
+        timer, callback, stats)."""
+        return KeyframeColorizer(model, sizes, self.sample, warm_start=self.warm_start, share_noise=self.share_noise,
                                  consensus=self.consensus, **kwargs)
 
 
