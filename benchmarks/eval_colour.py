@@ -49,7 +49,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, kw
 
 
-PRIOR_KEYS = ("prior_hue", "prior_side", "prior_flip", "prior_neutral", "prior_video_chroma")  # a variant's keys for the prior's decoding
+# a variant's keys for the prior's decoding
+PRIOR_KEYS = ("prior_hue", "prior_side", "prior_flip", "prior_neutral", "prior_video_chroma")
 
 
 def variant_decoding(model, kw: dict) -> tuple[object, dict]:

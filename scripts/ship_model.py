@@ -32,7 +32,8 @@ from hueshift_core.model.prior import PRIOR_HUES, PriorDecoding
 def _decoding(own: PriorDecoding, args) -> PriorDecoding:
     """The source's own decoding with the settings given on the command line."""
     given = {"temperature": args.temperature, "balance": args.balance, "hue": args.hue, "side": args.prior_side,
-             "flip": None if args.flip is None else bool(args.flip), "neutral": args.neutral, "video_chroma": args.video_chroma}
+             "flip": None if args.flip is None else bool(args.flip), "neutral": args.neutral,
+             "video_chroma": args.video_chroma}
     return dataclasses.replace(own, **{k: v for k, v in given.items() if v is not None})
 
 
