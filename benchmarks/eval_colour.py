@@ -37,7 +37,8 @@ from hueshift_core.model.sampling import SampleOptions
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "scenes"
 DEFAULT_SOURCES = [SHARED / "scenes-video.zip", SHARED / "scenes-photos.zip", SHARED / "imagenette.zip"]
-FLOATS = {"variety", "temperature", "chroma", "guidance", "eta", "balance", "prior_neutral", "prior_video_chroma"}
+FLOATS = {"variety", "temperature", "chroma", "guidance", "eta", "balance", "prior_neutral", "prior_video_chroma",
+          "prior_video_target"}
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -50,7 +51,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 # a variant's keys for the prior's decoding
-PRIOR_KEYS = ("prior_hue", "prior_side", "prior_flip", "prior_neutral", "prior_video_chroma")
+PRIOR_KEYS = ("prior_hue", "prior_side", "prior_flip", "prior_neutral", "prior_video_chroma",
+              "prior_video_target")
 
 
 def variant_decoding(model, kw: dict) -> tuple[object, dict]:

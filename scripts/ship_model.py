@@ -10,7 +10,7 @@ and (hueshift-v3 on) the colour prior the sampling is anchored on.
         --hue mean --prior-side 96
     python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
         hueshift_core/weights/hueshift-v8.safetensors --prior training/colour-prior/last.safetensors \
-        --balance 0.15 --neutral 3 --hue mean --prior-side 128 --flip 1 --video-chroma 1.5
+        --balance 0.15 --neutral 3 --hue mean --prior-side 128 --flip 1 --video-chroma 2 --video-target 15
 
 The guidance scale goes into the metadata (``hueshift.guidance``): it is what ``--guidance``
 defaults to for this model. Refused for a model not trained with L dropped (no unconditional mode).
@@ -33,7 +33,7 @@ def _decoding(own: PriorDecoding, args) -> PriorDecoding:
     """The source's own decoding with the settings given on the command line."""
     given = {"temperature": args.temperature, "balance": args.balance, "hue": args.hue, "side": args.prior_side,
              "flip": None if args.flip is None else bool(args.flip), "neutral": args.neutral,
-             "video_chroma": args.video_chroma}
+             "video_chroma": args.video_chroma, "video_target": args.video_target}
     return dataclasses.replace(own, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -60,8 +60,11 @@ def main() -> int:
                     help="CIELAB chroma units the prior's decoding takes off every colour, faint casts made grey "
                          "(default: the source's own; 0 before v6)")
     ap.add_argument("--video-chroma", type=float, default=None,
-                    help="the saturation scale the video path applies (sampling.for_video), chosen on the "
-                         "development clips (default: the source's own; 1 before v8)")
+                    help="the most saturation gain the video path applies to a frame (sampling.for_video), chosen "
+                         "on the development clips (default: the source's own; 1 before v8)")
+    ap.add_argument("--video-target", type=float, default=None,
+                    help="the mean CIELAB chroma the video path lifts a frame's colour towards, by at most "
+                         "--video-chroma (0: by --video-chroma everywhere; default: the source's own)")
     ap.add_argument("--weights-from", default=None, metavar="STATE",
                     help="the prior's training state (last.safetensors), for its rebalancing weights when the "
                          "export lacks them")

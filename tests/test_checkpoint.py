@@ -62,6 +62,27 @@ def test_pickle_renamed_safetensors_is_refused(tmp_path):
         load_model(raw)
 
 
+def test_a_safetensors_header_length_that_looks_like_a_pickle_opcode_loads(tmp_path):
+    """The first bytes of a safetensors file are its header length's lowest: 0x80 (a pickle's first opcode)
+    for about 1 file in 32 (the length is a multiple of 8), "PK" (a zip's) more rarely; such a file is
+    safetensors all the same and loads."""
+    net = ColorUNet(TINY)
+
+    def save(pad: int) -> Path:
+        path = tmp_path / f"h{pad}.safetensors"
+        save_checkpoint(path, net.state_dict(), _info(pad="x" * pad))
+        return path
+
+    base = struct.unpack("<Q", save(0).read_bytes()[:8])[0]
+    for lowest, mask in ((0x80, 0xFF), (0x4B50, 0xFFFF)):  # the first byte 0x80; the first two "PK"
+        want = base + ((lowest - base) & mask)
+        path = next((p for p in map(save, range(max(0, want - base - 8), want - base + 9))
+                     if struct.unpack("<Q", p.read_bytes()[:8])[0] & mask == lowest), None)
+        assert path is not None, f"no padding gave a header length ending {lowest:#x}"
+        assert path.read_bytes()[:1] == b"\x80" if lowest == 0x80 else path.read_bytes()[:2] == b"PK"
+        assert load_model(path).net.state_dict()["stem.weight"].shape == net.state_dict()["stem.weight"].shape
+
+
 @pytest.mark.parametrize("content,match", [
     (b"", "empty"),
     (b"\x01\x02\x03", "truncated"),

@@ -362,7 +362,7 @@ def test_lightness_jitter_is_a_random_tone_curve_on_some_samples(tmp_path, capsy
 
 
 def test_videos_take_the_models_video_saturation_photos_do_not(prior_model, photo, tiny_model_path):
-    """hueshift-v8 on: the video path samples at ``chroma`` times the model's ``video_chroma`` (the prior is
+    """hueshift-v8 on: the video path lifts the prior's colour by the model's video saturation (the prior is
     greyer on video frames); a photo is coloured at ``chroma`` as given, whatever the model's video setting."""
     from hueshift_core.hints import HintPoint, user_colours
     from hueshift_core.images import colorize_image
@@ -370,13 +370,12 @@ def test_videos_take_the_models_video_saturation_photos_do_not(prior_model, phot
     from hueshift_core.video.pipeline import PipelineOptions, VideoPipeline
 
     def at(scale: float):
-        return dataclasses.replace(prior_model, prior_decoding=dataclasses.replace(prior_model.prior_decoding,
-                                                                                   video_chroma=scale))
+        return dataclasses.replace(prior_model, prior_decoding=dataclasses.replace(
+            prior_model.prior_decoding, video_chroma=scale, video_target=0.0))
 
-    one, two = at(1.0), at(2.0)
+    one, two = at(1.0), at(2.0)  # video_target 0: a gain of video_chroma on every frame
     o = SampleOptions(chroma=1.2)
-    assert for_video(one, o) is o and for_video(two, o).chroma == pytest.approx(2.4)
-    assert for_video(two, SampleOptions(chroma=2.0)).chroma == 3.0  # capped at SampleOptions' own bound
+    assert for_video(one, o) is o and for_video(two, o) == dataclasses.replace(o, lift=(0.0, 2.0))
     assert for_video(load_model(tiny_model_path), o) is o  # no colour prior: nothing to scale
     grey = np.repeat(photo.mean(-1, keepdims=True).astype(np.uint8), 3, axis=-1)
     frames = np.stack([np.roll(grey, 2 * k, axis=1) for k in range(4)])
@@ -398,3 +397,35 @@ def test_videos_take_the_models_video_saturation_photos_do_not(prior_model, phot
     assert hinted[0] == pytest.approx(hinted[1], rel=1e-5)
     assert np.array_equal(colorize_image(grey, one), colorize_image(grey, two))  # photos: untouched
     assert 0.5 <= prior_model.prior_decoding.video_chroma <= 3.0
+
+
+def test_lift_gain_brings_grey_frames_towards_the_target_and_leaves_colourful_ones():
+    from hueshift_core.model.sampling import lift_gain
+
+    ab = torch.zeros(3, 2, 4, 4)
+    ab[1, 0] = 10.0 / AB_SCALE  # mean chroma 10
+    ab[2, 1] = -30.0 / AB_SCALE  # mean chroma 30: already past the target
+    torch.testing.assert_close(lift_gain(ab, 15.0, 2.0), torch.tensor([2.0, 1.5, 1.0]))  # grey: the most
+    torch.testing.assert_close(lift_gain(ab, 0.0, 1.5), torch.tensor([1.5, 1.5, 1.5]))  # no target: everywhere
+    assert SampleOptions(lift=[15, 2]).lift == (15.0, 2.0)
+    for bad in ((200.0, 2.0), (15.0, 5.0), (15.0,), "high"):
+        with pytest.raises(InputError, match="lift"):
+            SampleOptions(lift=bad)
+
+
+def test_the_shipped_video_saturation_lifts_grey_clips_more_than_colourful_ones(prior_model):
+    """The default model's video lift: a frame the prior colours faintly gains more than one it colours boldly,
+    never more than video_chroma, never less than 1 (its colour is not taken away)."""
+    from hueshift_core.model.sampling import for_video, lift_gain, prior_ab
+
+    dec = prior_model.prior_decoding
+    assert dec.video_chroma > 1.0 and dec.video_target > 0.0  # hueshift-v8 on
+    lift = for_video(prior_model, SampleOptions()).lift
+    assert lift == (dec.video_target, dec.video_chroma)
+    g = torch.Generator().manual_seed(0)
+    l = F.avg_pool2d(torch.rand(2, 1, 64, 96, generator=g) * 2 - 1, 5, 1, 2)
+    ab = prior_ab(prior_model, l)
+    gains = lift_gain(ab, *lift)
+    assert ((gains >= 1.0) & (gains <= dec.video_chroma)).all()
+    faint, bold = ab * 0.2, ab  # the same colours, fainter
+    assert (lift_gain(faint, *lift) >= lift_gain(bold, *lift)).all()

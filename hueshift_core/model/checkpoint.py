@@ -123,7 +123,9 @@ def _sniff(path: Path) -> None:
         raise CheckpointError(f"cannot read model file {path}: {err.strerror or err}") from None
     if size == 0:
         raise CheckpointError(f"model file {path} is empty (0 bytes): download or copy it again")
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    # a safetensors file: an 8-byte header length (any first byte, 0x80 and "PK" included), then its JSON
+    header_next = size >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= _MAX_HEADER
+    if not header_next and (head[:2] == b"PK" or head[:1] == b"\x80"):
         raise CheckpointError(
             f"{path} is a pickled PyTorch file, not safetensors; HueShift never unpickles files "
             "(they can run code): use a .safetensors checkpoint"

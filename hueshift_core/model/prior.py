@@ -41,6 +41,7 @@ AB_RANGE = 110.0
 PRIOR_HUES = ("annealed", "mean")  # how ColourPrior.decode picks the hue (see there)
 MAX_NEUTRAL = 20.0  # CIELAB chroma units: the most ColourPrior.decode's ``neutral`` may take off
 MAX_VIDEO_CHROMA = 3.0  # PriorDecoding.video_chroma's bound (SampleOptions.chroma's)
+MAX_VIDEO_TARGET = 100.0  # CIELAB chroma units: PriorDecoding.video_target's bound (SampleOptions.lift's)
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,13 @@ class PriorDecoding:
     * ``flip``: each look also sees L mirrored left-right, its logits mirrored back and averaged (hueshift-v5 on);
     * ``neutral``: CIELAB chroma units taken off every decoded colour, and faint colour under it made grey
       (:meth:`ColourPrior.decode`; 0: none, as before hueshift-v6);
-    * ``video_chroma``: the saturation scale the video path applies on top of ``SampleOptions.chroma``
-      (:func:`hueshift_core.model.sampling.for_video`): the prior is less sure of itself on video frames
-      (softer, darker, smaller objects than photos), so its colour there comes out greyer; chosen on the
-      development clips, as the rest is on the tuning photos (1: none, as before hueshift-v8).
+    * ``video_chroma``, ``video_target``: the video path's saturation (:func:`hueshift_core.model.sampling.for_video`,
+      :func:`~hueshift_core.model.sampling.lift_gain`): each video frame's colour is scaled up so its mean CIELAB
+      chroma nears ``video_target``, by at most ``video_chroma`` (``video_target`` 0: by ``video_chroma``
+      everywhere). The prior is less sure of itself on video frames (softer, darker, smaller objects than in
+      photos), so its colour there comes out greyer; a frame it already colours boldly is left as it is. Chosen
+      on the development clips, as the rest is on the tuning photos (``video_chroma`` 1: none, as before
+      hueshift-v8).
     """
 
     temperature: float = 0.38
@@ -68,6 +72,7 @@ class PriorDecoding:
     flip: bool = False
     neutral: float = 0.0
     video_chroma: float = 1.0
+    video_target: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.temperature <= 2.0:
@@ -82,13 +87,17 @@ class PriorDecoding:
             raise InputError(f"colour-prior neutral {self.neutral} outside [0, {MAX_NEUTRAL:g}] (CIELAB chroma units)")
         if not 0.5 <= self.video_chroma <= MAX_VIDEO_CHROMA:
             raise InputError(f"colour-prior video chroma {self.video_chroma} outside [0.5, {MAX_VIDEO_CHROMA:g}]")
+        if not 0.0 <= self.video_target <= MAX_VIDEO_TARGET:
+            raise InputError(f"colour-prior video target {self.video_target} outside [0, {MAX_VIDEO_TARGET:g}] "
+                             "(CIELAB chroma units)")
 
     def metadata(self) -> dict[str, str]:
         return {"hueshift.prior_temperature": repr(float(self.temperature)),
                 "hueshift.prior_balance": repr(float(self.balance)), "hueshift.prior_hue": self.hue,
                 "hueshift.prior_side": str(int(self.side)), "hueshift.prior_flip": "1" if self.flip else "0",
                 "hueshift.prior_neutral": repr(float(self.neutral)),
-                "hueshift.prior_video_chroma": repr(float(self.video_chroma))}
+                "hueshift.prior_video_chroma": repr(float(self.video_chroma)),
+                "hueshift.prior_video_target": repr(float(self.video_target))}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> "PriorDecoding":
@@ -101,7 +110,8 @@ class PriorDecoding:
                    balance=float(meta.get("hueshift.prior_balance", d.balance)),
                    hue=meta.get("hueshift.prior_hue", d.hue), side=int(meta.get("hueshift.prior_side", d.side)),
                    flip=flip == "1", neutral=float(meta.get("hueshift.prior_neutral", d.neutral)),
-                   video_chroma=float(meta.get("hueshift.prior_video_chroma", d.video_chroma)))
+                   video_chroma=float(meta.get("hueshift.prior_video_chroma", d.video_chroma)),
+                   video_target=float(meta.get("hueshift.prior_video_target", d.video_target)))
 
 
 @lru_cache(maxsize=None)

@@ -8,7 +8,8 @@
 * :func:`colour_ab` — what every entry point calls: the colour prior's ab (hueshift-v3 on), then, at
   ``variety > 0``, diffusion sampling anchored on it (SDEdit from the prior's colour at strength
   ``variety``); a model without a prior (v1, v2) samples from noise as before;
-* :func:`for_video` — the options the video path samples with (the model's own video saturation).
+* :func:`for_video`, :func:`lift_gain` — the options the video path samples with (the model's own video
+  saturation) and the per-frame gain it gives.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .checkpoint import ColorModel
-from .lab import normalize_l
+from .lab import AB_SCALE, normalize_l
 from .diffusion import (SAMPLERS, Callback, Denoiser, Guided, Sampler, check_interval, q_sample, sample_ddim,
                         space_timesteps)
 
@@ -45,8 +46,11 @@ class SampleOptions:
     # The colour prior (models that carry one, hueshift-v3 on): see colour_ab.
     variety: float = 0.0  # 0 = the prior's colour alone (one pass); up to 1 = diffusion re-noised from it that far
     temperature: float | None = None  # annealed-mean temperature; None = the model's own (lower = bolder colour)
-    chroma: float = 1.0  # scales the prior's a, b (1 = as predicted; the video path: for_video)
+    chroma: float = 1.0  # scales the prior's a, b (1 = as predicted)
     balance: float | None = None  # share of the prior's class rebalancing undone (0-1); None = the model's own
+    # the video path's saturation (set by for_video from the model's own): (target, most): each frame's prior
+    # colour is scaled up so its mean CIELAB chroma nears ``target``, by at most ``most`` (target 0: by ``most``)
+    lift: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "seed", "short_side", "max_long_side", "batch_size"):
@@ -78,6 +82,14 @@ class SampleOptions:
         if self.balance is not None and (isinstance(self.balance, bool) or not isinstance(
                 self.balance, (int, float)) or not 0.0 <= self.balance <= 1.0):
             raise InputError(f"balance must be a number from 0 to 1, got {self.balance!r}")
+        if self.lift is not None:
+            try:
+                target, most = (float(v) for v in self.lift)
+            except (TypeError, ValueError):
+                raise InputError(f"lift must be (target, most), got {self.lift!r}") from None
+            if not (0.0 <= target <= MAX_LIFT_TARGET and 0.5 <= most <= 3.0):
+                raise InputError(f"lift (target, most) must be in [0, {MAX_LIFT_TARGET:g}] x [0.5, 3], got {self.lift!r}")
+            object.__setattr__(self, "lift", (target, most))
         object.__setattr__(self, "guidance_interval", check_interval(self.guidance_interval))
         try:
             object.__setattr__(self, "sampler", Sampler(self.sampler))
@@ -86,6 +98,7 @@ class SampleOptions:
 
 
 MAX_STEPS = 10_000
+MAX_LIFT_TARGET = 100.0  # CIELAB chroma units
 MAX_SEED = 2**64 - 1
 
 
@@ -222,7 +235,8 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
              l_prior: torch.Tensor | None = None) -> torch.Tensor:
     """The colour prior's normalised ab ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]`` (deterministic), at
     ``options.temperature`` (None: the model's) and ``options.balance``, decoded with the model's hue rule
-    and neutral pull (:class:`~.prior.PriorDecoding`), scaled by ``options.chroma``.
+    and neutral pull (:class:`~.prior.PriorDecoding`), lifted by ``options.lift`` (the video path's
+    saturation, :func:`lift_gain`) and scaled by ``options.chroma``.
 
     ``l_prior`` ``[B, 1, H', W']``: the same frames' L at :func:`prior_size`, a closer look: the network sees
     both, and its two distributions are averaged (two scales see different things: small objects up close,
@@ -251,6 +265,8 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
         logits = (logits + F.interpolate(far, size=logits.shape[-2:], mode="bilinear", align_corners=False)) / 2
     b = dec.balance if options.balance is None else float(options.balance)
     ab = model.prior.decode(logits, t, size=tuple(l.shape[-2:]), balance=b, hue=dec.hue, neutral=dec.neutral)
+    if options.lift is not None:
+        ab = ab * lift_gain(ab, *options.lift)[:, None, None, None]
     ab = ab * float(options.chroma)
     if hint_ab is not None and hint_mask is not None and bool((hint_mask > 0).any()):
         from ..hints import spread_hints  # the hints' colour, spread along surfaces of like lightness
@@ -259,17 +275,28 @@ def prior_ab(model: ColorModel, l_norm: torch.Tensor, options: SampleOptions = S
     return ab.clamp(-1.0, 1.0)
 
 
+def lift_gain(ab: torch.Tensor, target: float, most: float) -> torch.Tensor:
+    """Per-frame saturation gain ``[B]`` for normalised ab ``[B, 2, h, w]``: ``target`` over the frame's mean
+    CIELAB chroma, at least 1 and at most ``most`` (a frame already that colourful keeps its colour; a grey
+    one gains ``most``); ``target`` 0: ``most`` for every frame."""
+    if target <= 0.0:
+        return torch.full((ab.shape[0],), float(most), dtype=ab.dtype, device=ab.device)
+    mean = (ab.float() * AB_SCALE).norm(dim=1).mean(dim=(1, 2)).clamp(min=1e-3)
+    return (target / mean).clamp(min=1.0).clamp(max=float(most)).to(ab.dtype)
+
+
 def for_video(model: ColorModel, options: SampleOptions) -> SampleOptions:
-    """The options the video path samples with: ``options.chroma`` times the model's own video saturation
-    (:attr:`~.prior.PriorDecoding.video_chroma`, hueshift-v8: 1.5; capped at 3). The video path's keyframe
-    colour (:class:`~hueshift_core.video.keyframe_colour.KeyframeColorizer`: the pipeline and the staged
-    ComfyUI graph) and DDPM Colorize on frames use it; photos, and frames the user gave hints, take ``options``
-    as given (the hints settle the colour the scale makes up for). The same options for a model without a
-    colour prior, or whose video saturation is 1."""
-    scale = model.prior_decoding.video_chroma if model.prior is not None else 1.0
-    if scale == 1.0:
+    """The options the video path samples with: the model's own video saturation as ``options.lift``
+    (:attr:`~.prior.PriorDecoding.video_target` and ``video_chroma``; hueshift-v8: each frame's colour lifted
+    towards a mean chroma of 15, by at most 2x; :func:`lift_gain`), ``options.chroma`` on top. The video path's
+    keyframe colour (:class:`~hueshift_core.video.keyframe_colour.KeyframeColorizer`: the pipeline and the
+    staged ComfyUI graph) and DDPM Colorize on frames use it; photos, and frames the user gave hints, take
+    ``options`` as given (the hints settle the colour the lift makes up for). The same options for a model
+    without a colour prior, or whose video saturation is 1."""
+    dec = model.prior_decoding
+    if model.prior is None or dec.video_chroma == 1.0:
         return options
-    return dataclasses.replace(options, chroma=min(3.0, float(options.chroma) * scale))
+    return dataclasses.replace(options, lift=(dec.video_target, dec.video_chroma))
 
 
 @torch.no_grad()
