@@ -222,8 +222,8 @@ def colour_inputs(io) -> list:
                        tooltip="Colour prior temperature: lower gives bolder, more decided colours; 0 = the model's "
                                "own (0.38 for every shipped model with a colour prior)."),
         io.Float.Input("chroma", default=d.chroma, min=0.0, max=3.0, step=0.05,
-                       tooltip="Scales the colour prior's saturation (1 = the model's own; video frames get the "
-                               "model's video saturation times this)."),
+                       tooltip="Scales the colour prior's saturation (1 = the model's own; video frames are first "
+                               "lifted by the model's video saturation)."),
     ]
 
 

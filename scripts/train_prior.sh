@@ -11,12 +11,13 @@
 # and ship the lowest ΔE00 at colourfulness >= 0.70x the truth's (docs/model-card.md); then the clips at that balance:
 #   python benchmarks/sweep_clips.py --prior runs/prior/last.safetensors --variants \
 #       prior:prior_side=128,prior_flip=1,prior_hue=mean,prior_neutral=3,balance=B --name NAME --out runs/exp
-# hueshift-v7 is the run below's state at step 51,918 (the EMA after the learning rate's anneal), read as v6 reads
-# its prior, balance 0.38:
+# (add ,prior_video_chroma=2,prior_video_target=15 for the video saturation v8 ships; docs/model-card.md).
+# hueshift-v8 is round 13's state at step 93,207 (the EMA after the anneal, committed at dedc36a), balance 0.15:
 #   python scripts/ship_model.py hueshift_core/weights/hueshift-v2.safetensors \
-#       hueshift_core/weights/hueshift-v7.safetensors --prior runs/prior-jit/last.safetensors \
-#       --balance 0.38 --neutral 3 --hue mean --prior-side 128 --flip 1
-# (that run went on as runs/prior; the same weights are inside v7: --prior hueshift_core/weights/hueshift-v7.safetensors)
+#       hueshift_core/weights/hueshift-v8.safetensors --prior training/colour-prior/last.safetensors \
+#       --balance 0.15 --neutral 3 --hue mean --prior-side 128 --flip 1 --video-chroma 2 --video-target 15
+# (the same weights are inside v8: --prior hueshift_core/weights/hueshift-v8.safetensors; v7 was round 10's
+# step 51,918 at balance 0.38, the same way).
 # At the end of a session, commit the compact state and the log so the next one goes on from there:
 #   cp runs/prior/last-compact.safetensors training/colour-prior/last.safetensors
 #   cat runs/prior/log.jsonl >> training/colour-prior/log.jsonl     # (the new lines only; a run killed and

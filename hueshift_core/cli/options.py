@@ -30,8 +30,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="colour prior: how much of its training's bias towards rare, vivid colours to undo, 0-1 "
                         "(higher = safer, greyer colour; default: the model's own)")
     p.add_argument("--chroma", type=float, default=d.chroma,
-                   help=f"scale the colour prior's saturation (default {d.chroma:g}: the model's own; videos get the "
-                        "model's video saturation times this)")
+                   help=f"scale the colour prior's saturation (default {d.chroma:g}: the model's own; video frames are "
+                        "first lifted by the model's video saturation)")
     p.add_argument("--steps", type=int, default=d.steps, help=f"diffusion sampling steps (default {d.steps})")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale: higher = more vivid, more decided colours "
