@@ -40,7 +40,7 @@ BIN_SIZE = 10.0
 AB_RANGE = 110.0
 PRIOR_HUES = ("annealed", "mean")  # how ColourPrior.decode picks the hue (see there)
 MAX_NEUTRAL = 20.0  # CIELAB chroma units: the most ColourPrior.decode's ``neutral`` may take off
-MAX_VIDEO_CHROMA = 3.0  # PriorDecoding.video_chroma's bound (SampleOptions.chroma's)
+MIN_VIDEO_CHROMA, MAX_VIDEO_CHROMA = 0.5, 3.0  # PriorDecoding.video_chroma's bounds (and SampleOptions.lift's)
 MAX_VIDEO_TARGET = 100.0  # CIELAB chroma units: PriorDecoding.video_target's bound (SampleOptions.lift's)
 
 
@@ -85,8 +85,9 @@ class PriorDecoding:
             raise InputError(f"colour-prior side {self.side} is not a multiple of 8 from 16 to 1024")
         if not 0.0 <= self.neutral <= MAX_NEUTRAL:
             raise InputError(f"colour-prior neutral {self.neutral} outside [0, {MAX_NEUTRAL:g}] (CIELAB chroma units)")
-        if not 0.5 <= self.video_chroma <= MAX_VIDEO_CHROMA:
-            raise InputError(f"colour-prior video chroma {self.video_chroma} outside [0.5, {MAX_VIDEO_CHROMA:g}]")
+        if not MIN_VIDEO_CHROMA <= self.video_chroma <= MAX_VIDEO_CHROMA:
+            raise InputError(f"colour-prior video chroma {self.video_chroma} outside "
+                             f"[{MIN_VIDEO_CHROMA:g}, {MAX_VIDEO_CHROMA:g}]")
         if not 0.0 <= self.video_target <= MAX_VIDEO_TARGET:
             raise InputError(f"colour-prior video target {self.video_target} outside [0, {MAX_VIDEO_TARGET:g}] "
                              "(CIELAB chroma units)")

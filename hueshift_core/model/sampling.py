@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from .checkpoint import ColorModel
 from .lab import AB_SCALE, normalize_l
+from .prior import MAX_VIDEO_CHROMA, MAX_VIDEO_TARGET, MIN_VIDEO_CHROMA
 from .diffusion import (SAMPLERS, Callback, Denoiser, Guided, Sampler, check_interval, q_sample, sample_ddim,
                         space_timesteps)
 
@@ -87,8 +88,9 @@ class SampleOptions:
                 target, most = (float(v) for v in self.lift)
             except (TypeError, ValueError):
                 raise InputError(f"lift must be (target, most), got {self.lift!r}") from None
-            if not (0.0 <= target <= MAX_LIFT_TARGET and 0.5 <= most <= 3.0):
-                raise InputError(f"lift (target, most) must be in [0, {MAX_LIFT_TARGET:g}] x [0.5, 3], got {self.lift!r}")
+            if not (0.0 <= target <= MAX_VIDEO_TARGET and MIN_VIDEO_CHROMA <= most <= MAX_VIDEO_CHROMA):
+                raise InputError(f"lift (target, most) must be in [0, {MAX_VIDEO_TARGET:g}] x "
+                                 f"[{MIN_VIDEO_CHROMA:g}, {MAX_VIDEO_CHROMA:g}], got {self.lift!r}")
             object.__setattr__(self, "lift", (target, most))
         object.__setattr__(self, "guidance_interval", check_interval(self.guidance_interval))
         try:
@@ -98,7 +100,6 @@ class SampleOptions:
 
 
 MAX_STEPS = 10_000
-MAX_LIFT_TARGET = 100.0  # CIELAB chroma units
 MAX_SEED = 2**64 - 1
 
 
